@@ -38,9 +38,7 @@ class EvalReport:
     failures: tuple[str, ...] = ()
 
     def summary_line(self) -> str:
-        return (
-            f"mAP={self.mean_average_precision:.4f} P@1={self.precision_at_1:.4f} P@5={self.precision_at_5:.4f}"
-        )
+        return f"mAP={self.mean_average_precision:.4f} P@1={self.precision_at_1:.4f} P@5={self.precision_at_5:.4f}"
 
 
 def read_manifest(manifest: str | Path) -> list[LabelledPhoto]:

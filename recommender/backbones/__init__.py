@@ -121,7 +121,7 @@ def _load_keras_application(app_name: str, *, weights: str | Path | None) -> Loa
     is_file = keras_weights not in (None, "imagenet")
     fingerprint = BackboneFingerprint(
         name=f"keras:{app_name}",
-        weights_sha256=_weights_id(Path(keras_weights)) if is_file else str(keras_weights),
+        weights_sha256=_weights_id(Path(keras_weights)) if is_file else str(keras_weights or "random"),
         layer="avg_pool",
         input_size=input_size,
         preprocessing=f"{RESIZE_POLICY},keras-applications-preprocess_input",

@@ -1,0 +1,31 @@
+"""Run a real Worker with the colour stand-in extractor in its own process (for the kill -9 test).
+
+python -m tests.worker.run_worker REDIS_URL INDEX_DIR DELAY_S
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from recommender.index import open_index
+from tests.worker.fakes import ColourExtractor
+from wanderlens.settings import WorkerSettings
+from worker.loop import Worker
+
+
+async def main(redis_url: str, index_dir: str, delay_s: float) -> None:
+    extractor = ColourExtractor(delay_s=delay_s)
+    index = open_index(Path(index_dir), expected=extractor.fingerprint, use_accelerator=False)
+    settings = WorkerSettings(redis_url=redis_url, batch_size=4, claim_idle_ms=1000, metrics_port=0)
+    async with Redis.from_url(redis_url) as redis:
+        await Worker(redis=redis, extractor=extractor, index=index, settings=settings, consumer="doomed").run()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))

@@ -1,0 +1,303 @@
+"""The worker loop against a real Redis server: round trip, batching, crashes, poison, deadlines, reload, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from recommender.catalog import load_catalog
+from recommender.index import build_index, open_index
+from tests.conftest import REPO
+from tests.redis_server import RedisServer
+from tests.worker.fakes import POISON_RGB, ColourExtractor, colour_catalog, photo_bytes
+from wanderlens.settings import WorkerSettings
+from worker import protocol as p
+from worker.client import ChatBusy, ClientLimits, JobClient, QueueFull
+from worker.loop import Worker
+
+
+@pytest.fixture(scope="module")
+def colour_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("colour")
+    catalog = load_catalog(colour_catalog(folder / "catalog", 40))
+    build_index(catalog, ColourExtractor(), folder / "index", progress=False)  # type: ignore[arg-type]
+    return folder / "index"
+
+
+def settings(redis_server: RedisServer, **overrides: object) -> WorkerSettings:
+    values: dict[str, object] = {
+        "redis_url": redis_server.url,
+        "batch_size": 8,
+        "batch_wait_ms": 5,
+        "claim_idle_ms": 1000,
+        "metrics_port": 0,
+        "heartbeat_s": 0.5,
+        "reload_poll_s": 0.2,
+    }
+    values.update(overrides)
+    return WorkerSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def client(redis: Redis) -> AsyncIterator[JobClient]:
+    job_client = JobClient(redis, instance="test-bot", limits=ClientLimits(max_queue=1000))
+    await job_client.start()
+    yield job_client
+    await job_client.close()
+
+
+@pytest.fixture
+def make_worker(
+    redis: Redis, redis_server: RedisServer, colour_index: Path
+) -> Callable[..., tuple[Worker, ColourExtractor]]:
+    def factory(*, extractor: ColourExtractor | None = None, index_dir: Path | None = None, **overrides: object):
+        model = extractor or ColourExtractor()
+        index = open_index(index_dir or colour_index, expected=model.fingerprint, use_accelerator=False)
+        worker = Worker(
+            redis=redis,
+            extractor=model,
+            index=index,
+            settings=settings(redis_server, **overrides),
+            index_dir=index_dir,
+            consumer=f"{socket.gethostname()}-test-{id(model)}",
+        )
+        return worker, model
+
+    return factory
+
+
+def recommend_job(chat_id: int = 1, *, timeout: float = 30.0, k: int = 5) -> p.Job:
+    return p.Job.new(p.RECOMMEND, chat_id=chat_id, user_id=chat_id, reply_to="test-bot", timeout=timeout, body={"k": k})
+
+
+async def serve_in_background(worker: Worker) -> asyncio.Task[None]:
+    return asyncio.create_task(worker.run())
+
+
+async def stop(worker: Worker, task: asyncio.Task[None]) -> None:
+    worker.stop()
+    await asyncio.wait_for(task, 10)
+
+
+async def test_round_trip_answers_with_the_nearest_colours(make_worker, client: JobClient, colour_index: Path) -> None:
+    worker, _ = make_worker()
+    task = await serve_in_background(worker)
+    target = worker.index.destinations[7]
+    # The same pixels as a catalog photo must find that photo first.
+    data = (colour_index.parent / "catalog" / target.image).read_bytes()
+    reply = await client.request(recommend_job(), data, timeout=10)
+    await stop(worker, task)
+    assert reply.ok, reply
+    assert len(reply.items) == 5
+    assert reply.items[0].id == target.id
+    assert reply.items[0].score == pytest.approx(1.0, abs=1e-4)
+    assert [i.score for i in reply.items] == sorted((i.score for i in reply.items), reverse=True)
+    assert reply.remaining == min(len(worker.index), worker.settings.result_list_size) - 5
+    assert reply.hints == ("colour swatch",)
+
+
+async def test_concurrent_jobs_share_forward_passes(make_worker, client: JobClient) -> None:
+    worker, model = make_worker(extractor=ColourExtractor(delay_s=0.05))
+    jobs = [recommend_job(chat_id=100 + n) for n in range(40)]
+    futures = [await client.submit(job, photo_bytes((n * 6, 100, 200 - n), seed=n)) for n, job in enumerate(jobs)]
+    task = await serve_in_background(worker)
+    replies = await asyncio.wait_for(asyncio.gather(*futures), 30)
+    await stop(worker, task)
+    assert all(r.ok for r in replies)
+    assert {r.job_id for r in replies} == {j.id for j in jobs}
+    assert model.forward_passes <= 40 // 8 + 2, model.batch_sizes
+    assert max(model.batch_sizes) == 8
+    assert worker.metrics.value("wanderlens_forward_passes_total") == model.forward_passes
+
+
+async def test_idle_queue_answers_a_lone_photo_without_waiting_for_a_batch(make_worker, client) -> None:
+    worker, model = make_worker(batch_wait_ms=0)
+    task = await serve_in_background(worker)
+    for n in range(3):
+        reply = await client.request(recommend_job(chat_id=n + 1), photo_bytes((10 * n, 20, 30)), timeout=10)
+        assert reply.ok
+    await stop(worker, task)
+    assert model.batch_sizes == [1, 1, 1]
+
+
+async def test_bad_photos_get_a_clear_error_and_the_worker_lives_on(make_worker, client, tmp_path) -> None:
+    from tests.recommender.badimages import write_corpus
+
+    worker, _ = make_worker()
+    task = await serve_in_background(worker)
+    cases = [c for c in write_corpus(tmp_path) if c.expect != "ok" and c.max_bytes is None]
+    assert len(cases) >= 10
+    for n, case in enumerate(cases):
+        reply = await client.request(recommend_job(chat_id=500 + n), case.path.read_bytes(), timeout=10)
+        assert reply.error == p.BAD_IMAGE, case.name
+        assert reply.message and "Received" not in reply.message, case.name
+    good = await client.request(recommend_job(chat_id=999), photo_bytes((1, 2, 3)), timeout=10)
+    await stop(worker, task)
+    assert good.ok
+
+
+async def test_a_killed_worker_s_jobs_are_answered_exactly_once_by_another(
+    make_worker, client: JobClient, redis: Redis, redis_server: RedisServer, colour_index: Path
+) -> None:
+    jobs = [recommend_job(chat_id=200 + n) for n in range(12)]
+    futures = [await client.submit(job, photo_bytes((n * 20, 50, 90), seed=n)) for n, job in enumerate(jobs)]
+    doomed = subprocess.Popen(
+        [sys.executable, "-m", "tests.worker.run_worker", redis_server.url, str(colour_index), "1.0"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Wait until the doomed worker has read jobs (they are pending under its name), then kill it mid-batch.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"] > 0:
+                    break
+            except ResponseError:
+                pass  # the worker has not created its consumer group yet
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the subprocess worker never read a job")
+        await asyncio.sleep(0.3)
+    finally:
+        doomed.kill()
+        doomed.wait()
+    pending_before = (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"]
+    assert pending_before > 0
+    rescuer, _ = make_worker()
+    task = await serve_in_background(rescuer)
+    replies = await asyncio.wait_for(asyncio.gather(*futures), 30)
+    await asyncio.sleep(1.5)  # anything delivered twice would show up in the reply list by now
+    await stop(rescuer, task)
+    assert sorted(r.job_id for r in replies) == sorted(j.id for j in jobs)
+    assert all(r.ok for r in replies)
+    assert await redis.llen(p.reply_key("test-bot")) == 0  # no second answer waiting for anyone
+    assert (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"] == 0
+    assert await redis.xlen(p.JOBS_STREAM) == 0
+
+
+async def test_a_job_answered_twice_is_delivered_once(make_worker, client: JobClient, redis: Redis) -> None:
+    worker, _ = make_worker()
+    job = recommend_job()
+    future = await client.submit(job, photo_bytes((5, 5, 5)))
+    task = await serve_in_background(worker)
+    await asyncio.wait_for(future, 10)
+    # Replay the same job as if a crash had happened after the reply: it must be acknowledged, not answered.
+    await redis.set(p.photo_key(job.id), photo_bytes((5, 5, 5)))
+    await redis.xadd(p.JOBS_STREAM, job.to_fields())
+    await asyncio.sleep(0.5)
+    await stop(worker, task)
+    assert await redis.llen(p.reply_key("test-bot")) == 0
+    assert worker.metrics.value("wanderlens_jobs_total", {"kind": "recommend", "outcome": "duplicate"}) == 1
+    assert await redis.xlen(p.JOBS_STREAM) == 0
+
+
+async def test_poison_photo_goes_to_dead_letter_with_an_error_reply(make_worker, client, redis: Redis) -> None:
+    worker, _ = make_worker(extractor=ColourExtractor(poison=POISON_RGB), max_deliveries=2)
+    poison = recommend_job(chat_id=1)
+    healthy = recommend_job(chat_id=2)
+    poison_future = await client.submit(poison, photo_bytes(POISON_RGB, noise=0))
+    healthy_future = await client.submit(healthy, photo_bytes((20, 200, 20)))
+    task = await serve_in_background(worker)
+    healthy_reply = await asyncio.wait_for(healthy_future, 10)
+    poison_reply = await asyncio.wait_for(poison_future, 20)
+    await stop(worker, task)
+    assert healthy_reply.ok
+    assert poison_reply.error == p.FAILED
+    dead = await redis.xrange(p.DEAD_LETTER_STREAM)
+    assert len(dead) == 1
+    assert dead[0][1][b"id"].decode() == poison.id
+    assert b"deliveries" in dead[0][1][b"reason"]
+    assert worker.metrics.value("wanderlens_dead_letters_total") == 1
+    assert await redis.xlen(p.JOBS_STREAM) == 0
+
+
+async def test_a_job_past_its_deadline_gets_a_took_too_long_reply(make_worker, client: JobClient) -> None:
+    worker, model = make_worker()
+    future = await client.submit(recommend_job(timeout=0.05), photo_bytes((9, 9, 9)))
+    await asyncio.sleep(0.2)
+    task = await serve_in_background(worker)
+    reply = await asyncio.wait_for(future, 10)
+    await stop(worker, task)
+    assert reply.error == p.EXPIRED
+    assert model.forward_passes == 0
+
+
+async def test_the_queue_cap_refuses_jobs_beyond_it(redis: Redis) -> None:
+    capped = JobClient(redis, instance="capped", limits=ClientLimits(max_queue=5))
+    for n in range(5):
+        await capped.submit(recommend_job(chat_id=n), b"x")
+    with pytest.raises(QueueFull):
+        await capped.submit(recommend_job(chat_id=99), b"x")
+    assert await redis.xlen(p.JOBS_STREAM) == 5
+    assert not await redis.exists(p.photo_key("nonexistent"))
+    await capped.close()
+
+
+async def test_one_job_in_flight_per_chat(redis: Redis, client: JobClient) -> None:
+    first = asyncio.create_task(client.request(recommend_job(chat_id=7), b"x", timeout=2))
+    await asyncio.sleep(0.1)
+    with pytest.raises(ChatBusy):
+        await client.request(recommend_job(chat_id=7), b"x", timeout=2)
+    other_chat = asyncio.create_task(client.request(recommend_job(chat_id=8), b"x", timeout=0.5))
+    with pytest.raises(TimeoutError):
+        await other_chat  # accepted (no worker running, so it times out rather than being refused)
+    first.cancel()
+
+
+async def test_hot_reload_under_load_loses_no_job(
+    make_worker, client: JobClient, tmp_path: Path, colour_index: Path
+) -> None:
+    catalog_dir = colour_catalog(tmp_path / "catalog", 30, seed=5)
+    index_dir = tmp_path / "index"
+    build_index(load_catalog(catalog_dir), ColourExtractor(), index_dir, progress=False)  # type: ignore[arg-type]
+    worker, _ = make_worker(index_dir=index_dir, extractor=ColourExtractor(delay_s=0.01))
+    first_version = worker.index.version
+    task = await serve_in_background(worker)
+
+    async def sender(n: int) -> p.Reply:
+        return await client.request(
+            recommend_job(chat_id=1000 + n), photo_bytes((n % 255, 80, 160), seed=n), timeout=20
+        )
+
+    load = [asyncio.create_task(sender(n)) for n in range(60)]
+    await asyncio.sleep(0.05)
+    # Publish a bigger catalog while jobs are flowing.
+    colour_catalog(catalog_dir, 45, seed=5)
+    await asyncio.to_thread(build_index, load_catalog(catalog_dir), ColourExtractor(), index_dir, progress=False)
+    more = [asyncio.create_task(sender(100 + n)) for n in range(20)]
+    replies = await asyncio.wait_for(asyncio.gather(*load, *more), 60)
+    deadline = time.monotonic() + 10
+    while worker.index.version == first_version and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    await stop(worker, task)
+    assert len(replies) == 80 and all(r.ok for r in replies)
+    assert worker.index.version != first_version
+    assert len(worker.index) == 45
+
+
+async def test_heartbeat_and_health_check(make_worker, redis: Redis, redis_server: RedisServer) -> None:
+    from worker.main import check_health
+
+    worker, _ = make_worker()
+    probe_settings = settings(redis_server)
+    assert not await check_health(probe_settings)
+    task = await serve_in_background(worker)
+    await asyncio.sleep(0.3)
+    raw = await redis.get(p.health_key(worker.consumer))
+    assert raw is not None and json.loads(raw)["index_version"] == worker.index.version
+    assert await check_health(probe_settings)
+    await stop(worker, task)
+    assert await redis.get(p.health_key(worker.consumer)) is None
+    assert not await check_health(probe_settings)

@@ -1,0 +1,129 @@
+"""The submitting side of the protocol, used by the bot: enqueue jobs, wait for their replies.
+
+One background task per client reads the instance's reply list and resolves the futures of waiting requests,
+so a thousand users waiting cost one Redis connection, not a thousand blocked ones. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from worker import protocol as p
+
+logger = logging.getLogger(__name__)
+
+LISTEN_BLOCK_S = 1
+
+
+class QueueFull(Exception):
+    """The job queue is at its cap: the user should try again in a minute."""
+
+
+class ChatBusy(Exception):
+    """This chat already has a job in flight."""
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    max_queue: int = 200
+    photo_ttl_s: int = 300
+
+
+class JobClient:
+    """Submit jobs and await replies. ``start()`` begins listening; ``close()`` stops it."""
+
+    def __init__(self, redis: Redis, *, instance: str, limits: ClientLimits = ClientLimits()) -> None:
+        self.redis = redis
+        self.instance = instance
+        self.limits = limits
+        self._waiting: dict[str, asyncio.Future[p.Reply]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._submit = redis.register_script(p.SUBMIT_SCRIPT)
+
+    async def start(self) -> None:
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name=f"JobClient:{self.instance}:replies")
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        for future in self._waiting.values():
+            future.cancel()
+        self._waiting.clear()
+
+    async def _listen(self) -> None:
+        key = p.reply_key(self.instance)
+        backoff = 0.5
+        while True:
+            try:
+                popped = await self.redis.blpop([key], timeout=LISTEN_BLOCK_S)
+                backoff = 0.5
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                logger.warning("reply listener: redis unavailable (%s); retrying in %.1fs", error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if popped is None:
+                continue
+            try:
+                reply = p.Reply.from_json(popped[1])
+            except p.ProtocolError as error:
+                logger.error("ignoring an unreadable reply: %s", error)
+                continue
+            future = self._waiting.pop(reply.job_id, None)
+            if future is not None and not future.done():
+                future.set_result(reply)
+            else:
+                logger.info("reply to job %s arrived after its requester gave up", reply.job_id)
+
+    async def submit(self, job: p.Job, photo: bytes | None = None) -> asyncio.Future[p.Reply]:
+        """Enqueue ``job`` (and its photo); the future resolves with the worker's reply. Raises QueueFull."""
+        future: asyncio.Future[p.Reply] = asyncio.get_running_loop().create_future()
+        self._waiting[job.id] = future
+        fields = [item for pair in job.to_fields().items() for item in pair]
+        try:
+            entry = await self._submit(
+                keys=[p.JOBS_STREAM, p.photo_key(job.id) if photo is not None else ""],
+                args=[self.limits.max_queue, self.limits.photo_ttl_s, photo if photo is not None else b"", *fields],
+            )
+        except BaseException:
+            self._waiting.pop(job.id, None)
+            raise
+        if not entry:
+            self._waiting.pop(job.id, None)
+            raise QueueFull(f"the job queue holds {self.limits.max_queue} jobs already")
+        return future
+
+    async def request(self, job: p.Job, photo: bytes | None = None, *, timeout: float) -> p.Reply:
+        """Submit and wait; raises QueueFull, ChatBusy, or TimeoutError when no worker answered in time.
+
+        One job per chat at a time: a user hammering the bot queues nothing until the previous answer is out.
+        """
+        lock = p.inflight_key(job.chat_id)
+        if not await self.redis.set(lock, job.id, nx=True, ex=max(1, int(timeout) + 1)):
+            raise ChatBusy(f"chat {job.chat_id} already has a job in flight")
+        try:
+            future = await self.submit(job, photo)
+            try:
+                return await asyncio.wait_for(future, timeout)
+            finally:
+                self._waiting.pop(job.id, None)
+        finally:
+            await self.redis.delete(lock)
+
+    async def has_cached_photo(self, file_unique_id: str) -> bool:
+        """Whether a worker already has this Telegram file's fingerprint (then the photo need not be sent)."""
+        return bool(await self.redis.exists(p.file_unique_key(file_unique_id)))
+
+    async def queue_depth(self) -> int:
+        return int(await self.redis.xlen(p.JOBS_STREAM))

@@ -1,0 +1,431 @@
+"""The worker loop: take jobs from the Redis stream, batch their photos into one forward pass, answer.
+
+Two stages run side by side so that decoding overlaps the network: the reader takes over stale jobs
+(``XAUTOCLAIM``) and reads new ones (``XREADGROUP``), fetches and decodes their photos in threads, and hands a
+prepared batch over; the processor runs the forward pass, the job handlers and the replies. A batch waits at
+most ``batch_wait_ms`` for more jobs, so an idle queue answers a lone photo at once.
+
+A job is answered and acknowledged in one Lua script with an idempotency key: if this process dies mid-batch,
+another worker takes the job over after ``claim_idle_ms`` and the user still gets exactly one answer. A job
+delivered more than ``max_deliveries`` times goes to the dead-letter stream and its user gets an error reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from recommender.extractor import Embedded
+from recommender.fingerprint import BackboneFingerprint
+from recommender.images import UnsupportedImage, content_hash, load_for_model
+from recommender.index import DestinationIndex, current_version, open_index
+from wanderlens.settings import WorkerSettings
+from worker import jobs
+from worker import protocol as p
+from worker.metrics import WorkerMetrics
+from worker.state import WorkerState
+
+logger = logging.getLogger(__name__)
+
+READ_BLOCK_MS = 1000
+CLAIM_EVERY_S = 1.0
+DONE_TTL_S = 24 * 3600
+REPLY_TTL_S = 600
+STALE_CONSUMER_IDLE_MS = 3600 * 1000
+
+
+class EmbeddingModel(Protocol):
+    """What the loop needs of ``recommender.extractor.Extractor`` (tests pass a small stand-in)."""
+
+    @property
+    def fingerprint(self) -> BackboneFingerprint: ...
+
+    @property
+    def input_size(self) -> int: ...
+
+    def embed(self, images: np.ndarray) -> Embedded: ...
+
+
+@dataclass
+class _Delivery:
+    entry_id: str
+    job: p.Job
+    deliveries: int
+    pixels: np.ndarray | None = None
+    vector: np.ndarray | None = None
+    hints: tuple[str, ...] = ()
+    photo_hash: str | None = None
+    reply: p.Reply | None = None  # decided before the forward pass (bad photo, expired, ...)
+
+
+@dataclass
+class _Batch:
+    deliveries: list[_Delivery] = field(default_factory=list)
+
+
+class Worker:
+    """One consumer of the job stream. Constructing it has no side effects; ``run`` does the work."""
+
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        extractor: EmbeddingModel,
+        index: DestinationIndex,
+        settings: WorkerSettings,
+        index_dir: Path | None = None,
+        metrics: WorkerMetrics | None = None,
+        consumer: str | None = None,
+    ) -> None:
+        self.redis = redis
+        self.extractor = extractor
+        self.index = index
+        self.settings = settings
+        self.index_dir = index_dir
+        self.metrics = metrics or WorkerMetrics()
+        self.consumer = consumer or f"{settings.consumer}-{os.getpid()}"
+        self.state = WorkerState(redis, ttl_s=settings.result_ttl_s, vector_ttl_s=settings.query_cache_ttl_s)
+        self._stopping = asyncio.Event()
+        self._decode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
+        self._finish = redis.register_script(p.FINISH_SCRIPT)
+        self._last_claim = 0.0
+        self._last_reload_check = time.monotonic()
+        self._loading: asyncio.Task[DestinationIndex] | None = None
+        self._failed_version: str | None = None
+        self.jobs_done = 0
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        """Stop reading new jobs; the batches already read are finished and acknowledged."""
+        self._stopping.set()
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Serve until ``stop()``; with ``burst`` return as soon as the stream has nothing left to do."""
+        await self._ensure_group()
+        self._describe_model()
+        batches: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        heartbeat = asyncio.create_task(self._heartbeat(), name=f"Worker:{self.consumer}:heartbeat")
+        reader = asyncio.create_task(self._read_loop(batches, burst=burst), name=f"Worker:{self.consumer}:reader")
+        logger.info("worker %s serving %s (%d destinations)", self.consumer, self.index.version, len(self.index))
+        try:
+            while (batch := await batches.get()) is not None:
+                await asyncio.shield(self._process(batch))
+            await reader
+        finally:
+            # Both tasks leave their loops once stopping is set; cancelling them instead could interrupt a Redis
+            # command halfway (redis-py may swallow the cancellation and leave the task running).
+            self._stopping.set()
+            _, pending = await asyncio.wait({reader, heartbeat}, timeout=READ_BLOCK_MS / 1000 + 5)
+            for task in pending:
+                task.cancel()
+            if self._loading is not None:
+                self._loading.cancel()
+            self._decode_pool.shutdown(wait=False, cancel_futures=True)
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                await self.redis.delete(p.health_key(self.consumer))
+            logger.info("worker %s stopped after %d jobs", self.consumer, self.jobs_done)
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(p.JOBS_STREAM, p.WORKERS_GROUP, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+        # Forget consumers of workers long gone, but only those without pending entries: deleting a consumer
+        # drops its pending list, and those jobs would never be answered.
+        for consumer in await self.redis.xinfo_consumers(p.JOBS_STREAM, p.WORKERS_GROUP):
+            name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
+            if consumer["pending"] == 0 and consumer["idle"] > STALE_CONSUMER_IDLE_MS and name != self.consumer:
+                await self.redis.xgroup_delconsumer(p.JOBS_STREAM, p.WORKERS_GROUP, name)
+
+    def _describe_model(self) -> None:
+        fingerprint = self.extractor.fingerprint
+        self.metrics.model.info(
+            {"backbone": fingerprint.name, "fingerprint": fingerprint.key, "index_version": self.index.version}
+        )
+
+    async def _heartbeat(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                depth = await self.redis.xlen(p.JOBS_STREAM)
+                self.metrics.queue_depth.set(depth)
+                summary = {
+                    "at": time.time(),
+                    "pid": os.getpid(),
+                    "index_version": self.index.version,
+                    "backbone": self.extractor.fingerprint.name,
+                    "jobs_done": self.jobs_done,
+                    "queue_depth": depth,
+                }
+                ttl = max(1, int(self.settings.heartbeat_s * 3))
+                await self.redis.set(p.health_key(self.consumer), json.dumps(summary), ex=ttl)
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                logger.warning("heartbeat failed: %s", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.heartbeat_s)
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    async def _read_loop(self, batches: asyncio.Queue[_Batch | None], *, burst: bool) -> None:
+        backoff = 0.5
+        try:
+            while not self._stopping.is_set():
+                # Safe at any moment: each batch captures the index it started with.
+                await self._swap_index_if_ready()
+                try:
+                    deliveries = await self._claim_stale() or await self._read_new(burst=burst)
+                    backoff = 0.5
+                except (RedisConnectionError, RedisTimeoutError) as error:
+                    logger.warning("redis unavailable (%s); retrying in %.1fs", error, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                if not deliveries:
+                    if burst:
+                        break
+                    continue
+                await batches.put(await self._prepare(deliveries))
+        finally:
+            await batches.put(None)
+
+    async def _claim_stale(self) -> list[_Delivery]:
+        """Jobs that a dead (or stuck) worker read but never answered."""
+        now = time.monotonic()
+        if now - self._last_claim < CLAIM_EVERY_S:
+            return []
+        self._last_claim = now
+        _, entries, deleted = await self.redis.xautoclaim(
+            p.JOBS_STREAM,
+            p.WORKERS_GROUP,
+            self.consumer,
+            min_idle_time=self.settings.claim_idle_ms,
+            start_id="0-0",
+            count=self.settings.batch_size,
+        )
+        if deleted:
+            await self.redis.xack(p.JOBS_STREAM, p.WORKERS_GROUP, *deleted)
+        deliveries = []
+        for entry_id, fields in entries:
+            pending = await self.redis.xpending_range(
+                p.JOBS_STREAM, p.WORKERS_GROUP, min=entry_id, max=entry_id, count=1
+            )
+            count = int(pending[0]["times_delivered"]) if pending else 1
+            delivery = await self._delivery(entry_id, fields, count)
+            if delivery is not None:
+                deliveries.append(delivery)
+        if deliveries:
+            logger.warning("took over %d stale job(s)", len(deliveries))
+        return deliveries
+
+    async def _read_new(self, *, burst: bool) -> list[_Delivery]:
+        size = self.settings.batch_size
+        block = 50 if burst else READ_BLOCK_MS
+        entries = await self._xreadgroup(size, block)
+        # An idle queue answers at once; under load, wait a moment for the batch to fill.
+        if entries and len(entries) < size and self.settings.batch_wait_ms > 0:
+            entries += await self._xreadgroup(size - len(entries), max(1, round(self.settings.batch_wait_ms)))
+        deliveries = []
+        for entry_id, fields in entries:
+            delivery = await self._delivery(entry_id, fields, 1)
+            if delivery is not None:
+                deliveries.append(delivery)
+        return deliveries
+
+    async def _xreadgroup(self, count: int, block_ms: int) -> list[tuple[Any, Any]]:
+        response = await self.redis.xreadgroup(
+            p.WORKERS_GROUP, self.consumer, {p.JOBS_STREAM: ">"}, count=count, block=block_ms
+        )
+        return list(response[0][1]) if response else []
+
+    async def _delivery(self, entry_id: bytes | str, fields: dict[Any, Any], count: int) -> _Delivery | None:
+        entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        try:
+            job = p.Job.from_fields(fields)
+        except p.ProtocolError as error:
+            # Without a valid job there is nobody to answer: keep it for inspection and move on.
+            logger.error("dropping malformed job %s to the dead-letter stream: %s", entry, error)
+            await self._dead_letter(entry, {k: v for k, v in fields.items()}, f"malformed: {error}")
+            await self.redis.xack(p.JOBS_STREAM, p.WORKERS_GROUP, entry)
+            await self.redis.xdel(p.JOBS_STREAM, entry)
+            return None
+        return _Delivery(entry, job, count)
+
+    async def _prepare(self, deliveries: list[_Delivery]) -> _Batch:
+        """Settle what can be settled without the network, and decode the photos in threads."""
+        loop = asyncio.get_running_loop()
+        decoding = []
+        for delivery in deliveries:
+            job = delivery.job
+            if delivery.deliveries > self.settings.max_deliveries:
+                await self._dead_letter(delivery.entry_id, job.to_fields(), f"{delivery.deliveries} deliveries")
+                delivery.reply = p.Reply(job.id, job.kind, error=p.FAILED)
+                self.metrics.dead_letters.inc()
+            elif job.expired():
+                delivery.reply = p.Reply(job.id, job.kind, error=p.EXPIRED)
+            elif job.kind == p.RECOMMEND:
+                decoding.append(self._load_photo(delivery, loop))
+        await asyncio.gather(*decoding)
+        return _Batch(deliveries)
+
+    async def _load_photo(self, delivery: _Delivery, loop: asyncio.AbstractEventLoop) -> None:
+        job = delivery.job
+        fingerprint, dim = self.extractor.fingerprint.key, self.extractor.fingerprint.dim
+        data = await self.redis.get(p.photo_key(job.id))
+        unique_id = str(job.body.get("file_unique_id") or "") or None
+        if data is None:
+            known = await self.state.hash_for_file(unique_id) if unique_id else None
+            vector = await self.state.cached_vector(fingerprint, known, dim) if known else None
+            if vector is None:
+                delivery.reply = p.Reply(job.id, job.kind, error=p.PHOTO_GONE)
+            delivery.vector, delivery.photo_hash = vector, known
+            return
+        delivery.photo_hash = content_hash(data)
+        delivery.vector = await self.state.cached_vector(fingerprint, delivery.photo_hash, dim)
+        if delivery.vector is not None:
+            return
+        size = self.extractor.input_size
+        try:
+            delivery.pixels = await loop.run_in_executor(self._decode_pool, load_for_model, data, size)
+        except UnsupportedImage as error:
+            logger.info("job %s: unusable photo: %s", job.id, error)
+            delivery.reply = p.Reply(job.id, job.kind, error=p.BAD_IMAGE, message=error.user_message)
+
+    # ------------------------------------------------------------------------------------------ processing
+
+    async def _process(self, batch: _Batch) -> None:
+        started = time.perf_counter()
+        await self._embed(batch)
+        embedded_at = time.perf_counter()
+        ctx = jobs.JobContext(self.state, self.index, self.settings.result_list_size)
+        for delivery in batch.deliveries:
+            job = delivery.job
+            try:
+                reply = delivery.reply or await self._handle(ctx, delivery)
+            except Exception:
+                # Left unacknowledged on purpose: it is retried, and dead-lettered after max_deliveries.
+                logger.exception("job %s (%s) failed; it will be retried", job.id, job.kind)
+                self.metrics.jobs.labels(job.kind, "error").inc()
+                continue
+            if reply is None:
+                continue
+            await self._answer(delivery, reply)
+        finished = time.perf_counter()
+        self.metrics.stage_seconds.labels("forward").observe(embedded_at - started)
+        self.metrics.stage_seconds.labels("handlers").observe(finished - embedded_at)
+        logger.info(
+            "batch of %d: forward %.1f ms, handlers %.1f ms",
+            len(batch.deliveries),
+            1000 * (embedded_at - started),
+            1000 * (finished - embedded_at),
+        )
+
+    async def _embed(self, batch: _Batch) -> None:
+        """One forward pass for every photo in the batch; on failure, one photo at a time to find the culprit."""
+        waiting = [d for d in batch.deliveries if d.pixels is not None and d.reply is None]
+        if not waiting:
+            return
+        self.metrics.batch_size.observe(len(waiting))
+        try:
+            embedded = await asyncio.to_thread(self.extractor.embed, np.stack([d.pixels for d in waiting]))
+            self.metrics.forward_passes.inc()
+            results = list(zip(waiting, embedded.vectors, embedded.hints, strict=True))
+        except Exception:
+            logger.exception("forward pass over %d photos failed; retrying them one by one", len(waiting))
+            results = []
+            for delivery in waiting:
+                try:
+                    single = await asyncio.to_thread(self.extractor.embed, delivery.pixels[None])
+                    self.metrics.forward_passes.inc()
+                    results.append((delivery, single.vectors[0], single.hints[0]))
+                except Exception:
+                    logger.exception("job %s: forward pass failed", delivery.job.id)
+        for delivery, vector, hints in results:
+            delivery.vector = vector
+            delivery.hints = tuple(h.label for h in hints if h.probability >= 0.05)
+            await self.state.cache_vector(
+                self.extractor.fingerprint.key,
+                delivery.photo_hash or "",
+                vector,
+                str(delivery.job.body.get("file_unique_id") or "") or None,
+            )
+
+    async def _handle(self, ctx: jobs.JobContext, delivery: _Delivery) -> p.Reply | None:
+        job = delivery.job
+        if job.kind == p.RECOMMEND:
+            if delivery.vector is None:
+                return None  # its forward pass failed: leave it pending for a retry
+            return await jobs.recommend(ctx, job, delivery.vector, delivery.hints)
+        handler = jobs.HANDLERS.get(job.kind)
+        if handler is None:
+            return p.Reply(job.id, job.kind, error=p.FAILED, message="Unknown request.")
+        return await handler(ctx, job)
+
+    async def _answer(self, delivery: _Delivery, reply: p.Reply) -> None:
+        job = delivery.job
+        first = await self._finish(
+            keys=[p.done_key(job.id), p.reply_key(job.reply_to), p.JOBS_STREAM, p.photo_key(job.id)],
+            args=[p.WORKERS_GROUP, delivery.entry_id, reply.to_json(), DONE_TTL_S, REPLY_TTL_S],
+        )
+        self.jobs_done += 1
+        outcome = "ok" if reply.ok else reply.error or "error"
+        if not first:
+            outcome = "duplicate"
+            logger.info("job %s was already answered; acknowledged only", job.id)
+        self.metrics.jobs.labels(job.kind, outcome).inc()
+        self.metrics.latency.labels(job.kind).observe(max(0.0, time.time() - job.created))
+        logger.debug("job %s %s -> %s", job.id, job.kind, outcome)
+
+    async def _dead_letter(self, entry_id: str, fields: dict[Any, Any], reason: str) -> None:
+        record = {**{_text(k): _text(v) for k, v in fields.items()}, "entry": entry_id, "reason": reason}
+        await self.redis.xadd(p.DEAD_LETTER_STREAM, record, maxlen=p.DEAD_LETTER_MAXLEN, approximate=True)
+        logger.error("job entry %s dead-lettered: %s", entry_id, reason)
+
+    # ------------------------------------------------------------------------------------------ hot reload
+
+    async def _swap_index_if_ready(self) -> None:
+        """Between batches: notice a newly published index, load it aside, and swap once it is fully loaded."""
+        if self.index_dir is None:
+            return
+        if self._loading is not None and self._loading.done():
+            loading, self._loading = self._loading, None
+            try:
+                new_index = loading.result()
+            except Exception as error:
+                self._failed_version = current_version(self.index_dir)
+                logger.error("could not load index %s, keeping %s: %s", self._failed_version, self.index.version, error)
+                return
+            old = self.index
+            self.index = new_index
+            self._describe_model()
+            logger.info("index swapped: %s -> %s (%d destinations)", old.version, new_index.version, len(new_index))
+            return
+        now = time.monotonic()
+        if self._loading is not None or now - self._last_reload_check < self.settings.reload_poll_s:
+            return
+        self._last_reload_check = now
+        version = current_version(self.index_dir)
+        if version and version not in (self.index.version, self._failed_version):
+            logger.info("new index version %s published; loading it", version)
+            self._loading = asyncio.create_task(
+                asyncio.to_thread(open_index, self.index_dir, expected=self.extractor.fingerprint),
+                name=f"Worker:{self.consumer}:index-load",
+            )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,71 @@
+"""`wanderlens worker`: load the model and the index once, then serve jobs from Redis until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import socket
+import time
+
+from redis.asyncio import Redis
+
+from wanderlens.settings import WorkerSettings
+from worker import protocol as p
+from worker.loop import Worker
+from worker.metrics import WorkerMetrics
+
+logger = logging.getLogger(__name__)
+
+
+def load_model_and_index(settings: WorkerSettings) -> tuple[object, object]:
+    """The extractor (warmed up) and the current index, checked against each other."""
+    from recommender.backbones import load_backbone
+    from recommender.extractor import Extractor
+    from recommender.index import open_index
+
+    weights = settings.weights if settings.weights != "default" else "default"
+    started = time.perf_counter()
+    extractor = Extractor(load_backbone(settings.backbone, weights=weights, cache_dir=settings.weights_cache))
+    index = open_index(settings.index_dir, expected=extractor.fingerprint)
+    extractor.warm_up()
+    logger.info(
+        "model %s and index %s (%d destinations, %s) ready in %.1fs",
+        extractor.fingerprint.describe(),
+        index.version,
+        len(index),
+        "GPU" if index.on_accelerator else "CPU",
+        time.perf_counter() - started,
+    )
+    return extractor, index
+
+
+async def serve(settings: WorkerSettings) -> None:
+    extractor, index = await asyncio.to_thread(load_model_and_index, settings)
+    metrics = WorkerMetrics()
+    metrics.serve(settings.metrics_port)
+    async with Redis.from_url(settings.redis_url) as redis:
+        worker = Worker(
+            redis=redis,
+            extractor=extractor,  # type: ignore[arg-type]
+            index=index,  # type: ignore[arg-type]
+            settings=settings,
+            index_dir=settings.index_dir,
+            metrics=metrics,
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        await worker.run()
+
+
+async def check_health(settings: WorkerSettings) -> bool:
+    """True when a worker on this host has sent a heartbeat recently (its key expires otherwise)."""
+    async with Redis.from_url(settings.redis_url, socket_timeout=3) as redis:
+        host = socket.gethostname()
+        async for key in redis.scan_iter(match=p.health_key(f"{host}-*")):
+            raw = await redis.get(key)
+            if raw and time.time() - json.loads(raw)["at"] < settings.heartbeat_s * 3:
+                return True
+    return False
