@@ -1,0 +1,154 @@
+"""The playground page in headless Chromium, against the stand-in and the echo bot.
+
+Screenshots land in ``test-artifacts/playground/`` (git-ignored) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from playground.botapi import BotApiStandIn
+from playground.cast import GROUP_CHAT_ID, Cast
+from tests.playground.echo_bot import ALBUM
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "playground"
+VIEWPORTS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
+UI_TIMEOUT_MS = 10_000
+
+
+def require_chromium() -> None:
+    # A failure, not a skip: CI installs Chromium, so a missing one is a broken setup.
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (CI does)")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    require_chromium()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+def write_photo(tmp_path: Path) -> Path:
+    """A sunset-ish gradient JPEG, like a user's holiday photo."""
+    image = Image.new("RGB", (1024, 768))
+    pixels = image.load()
+    for y in range(768):
+        for x in range(0, 1024, 4):
+            colour = (230 - y // 6, 120 + x // 12, 90 + y // 5)
+            for dx in range(4):
+                pixels[x + dx, y] = colour
+    path = tmp_path / "holiday.jpg"
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+async def assert_no_horizontal_scroll(page: Page, width: int) -> None:
+    scroll_width = await page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, f"page is {scroll_width}px wide in a {width}px viewport"
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+async def test_chat_flow(
+    browser: Browser, stand_in: BotApiStandIn, cast: Cast, echo_app: object, tmp_path: Path, viewport: str
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    size = VIEWPORTS[viewport]
+    context = await browser.new_context(viewport=size, device_scale_factor=2 if viewport == "phone" else 1)
+    page = await context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: (
+            page_errors.append(msg.text) if msg.type == "error" and "Failed to load resource" not in msg.text else None
+        ),
+    )
+
+    async def shot(step: str) -> None:
+        await page.screenshot(path=str(ARTIFACTS / f"{viewport}-{step}.png"))
+
+    try:
+        await page.goto(stand_in.url)
+        await expect(page.locator("body[data-ready=true]")).to_have_count(1)
+        await shot("0-empty")
+        await page.select_option("[data-testid=user-select]", str(cast.users[0].id))
+        await page.select_option("[data-testid=chat-select]", str(cast.private_chats[0].id))
+        await expect(page.get_by_test_id("chat-title")).to_have_text("Wanderlens")
+
+        # A photo with a caption: the album of three and the keyboard come back.
+        await page.get_by_test_id("file-input").set_input_files(str(write_photo(tmp_path)))
+        await expect(page.get_by_test_id("attachment")).to_be_visible()
+        await page.get_by_test_id("composer-input").fill("Somewhere like this?")
+        await page.get_by_test_id("send-button").click()
+        mine = page.locator("[data-testid=message][data-from=user]")
+        await expect(mine.locator("img.photo")).to_have_count(1)
+        await expect(mine.get_by_test_id("caption")).to_have_text("Somewhere like this?")
+        items = page.get_by_test_id("album-item")
+        await expect(items).to_have_count(3)
+        await expect(page.get_by_test_id("caption")).to_have_text(
+            ["Somewhere like this?", *(f"{i + 1}/3 · {name}" for i, (name, _, _) in enumerate(ALBUM))]
+        )
+        buttons = page.get_by_test_id("keyboard-button")
+        await expect(buttons).to_have_text(["👍 Kyoto", "👍 Lisbon", "More like this"])
+        await expect(page.get_by_test_id("message").last).to_be_in_viewport()
+        await assert_no_horizontal_scroll(page, size["width"])
+        await shot("1-album")
+
+        # A button press: the callback answer shows as a toast, the keyboard is edited.
+        await buttons.first.click()
+        await expect(page.get_by_test_id("toast")).to_have_text("Saved like:1")
+        await expect(buttons).to_have_text(["✅ Saved"])
+        await shot("2-button")
+
+        # Another user in the group sends a command; the bot's reply appears quoted.
+        await page.select_option("[data-testid=user-select]", str(cast.users[1].id))
+        await page.select_option("[data-testid=chat-select]", str(GROUP_CHAT_ID))
+        await expect(page.get_by_test_id("chat-title")).to_have_text("Trip planning")
+        await page.get_by_test_id("composer-input").fill("/suggest")
+        await page.get_by_test_id("composer-input").press("Enter")
+        reply = page.locator("[data-testid=message][data-from=bot]").last
+        await expect(reply.get_by_test_id("message-text")).to_have_text("Suggestion for Bob: try Kyoto")
+        await expect(reply.locator(".reply-quote")).to_contain_text("/suggest")
+        await expect(page.get_by_test_id("composer-input")).to_have_value("")
+        await assert_no_horizontal_scroll(page, size["width"])
+        await shot("3-group")
+
+        # A file that is no image is refused by the page's API, and the page says so.
+        not_a_photo = tmp_path / "notes.txt"
+        not_a_photo.write_text("not a photo")
+        await page.get_by_test_id("file-input").set_input_files(str(not_a_photo))
+        await page.get_by_test_id("send-button").click()
+        await expect(page.get_by_test_id("error")).to_contain_text("notes.txt is not an image")
+        await assert_no_horizontal_scroll(page, size["width"])
+        await shot("4-error")
+    finally:
+        await context.close()
+    assert page_errors == []

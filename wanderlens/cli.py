@@ -1,0 +1,265 @@
+"""`wanderlens`: the one command for operators — build the index, try queries, measure quality, run the parts.
+
+Subcommands import what they need when they run, so `wanderlens bot` never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+logger = logging.getLogger("wanderlens")
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow prints pages of start-up chatter to stderr unless told otherwise before it is imported.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # Request URLs carry the bot token: keep the HTTP client's per-request lines out of the logs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+# --------------------------------------------------------------------------------------------- recommender
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from recommender.backbones import load_backbone
+    from recommender.catalog import load_catalog
+    from recommender.extractor import Extractor
+    from recommender.index import build_index
+
+    catalog = load_catalog(args.catalog)
+    for problem in catalog.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    extractor = Extractor(load_backbone(args.backbone, weights=args.weights, cache_dir=args.weights_cache))
+    report = build_index(catalog, extractor, args.out, batch_size=args.batch_size, progress=not args.no_progress)
+    for problem in report.problems[len(catalog.problems) :]:
+        print(f"warning: {problem}", file=sys.stderr)
+    m = report.manifest
+    print(
+        f"index {m.version}: {m.count} destinations ({m.extracted} fingerprinted, {m.reused} reused) "
+        f"with {m.fingerprint.describe()} in {m.build_seconds:.1f}s -> {args.out}"
+    )
+    if report.problems:
+        print(f"{len(report.problems)} problem(s) above: those photos are not in the index.", file=sys.stderr)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from recommender.backbones import load_backbone
+    from recommender.extractor import Extractor
+    from recommender.images import load_for_model
+    from recommender.index import open_index, read_manifest
+    from recommender.sheet import SheetItem, contact_sheet
+
+    manifest = read_manifest(args.index)
+    if manifest is None:
+        open_index(args.index)  # raises the helpful "no index" error
+        return 2
+    backbone = args.backbone or manifest.fingerprint.name
+    extractor = Extractor(load_backbone(backbone, weights=args.weights, cache_dir=args.weights_cache))
+    index = open_index(args.index, expected=extractor.fingerprint)
+    embedded = extractor.embed(load_for_model(args.photo, extractor.input_size)[np.newaxis])
+    results = index.search(embedded.vectors, args.k)[0]
+    hints = embedded.hints[0] if embedded.hints else []
+    if hints:
+        print("looks like: " + ", ".join(f"{h.label} ({h.probability:.0%})" for h in hints if h.probability >= 0.05))
+    for rank, result in enumerate(results, start=1):
+        d = result.destination
+        print(f"{rank:>2}. {d.name:<40} {d.place:<32} {result.score:.3f}")
+    if args.sheet:
+        catalog_root = Path(manifest.catalog)
+        sheet = contact_sheet(
+            SheetItem(Path(args.photo), "Your photo", ", ".join(h.label for h in hints[:2])),
+            [
+                SheetItem(
+                    catalog_root / r.destination.image,
+                    f"{n}. {r.destination.name}",
+                    f"{r.destination.place} · {r.score:.0%} match" if r.destination.place else f"{r.score:.0%} match",
+                )
+                for n, r in enumerate(results, start=1)
+            ],
+            columns=min(5, max(1, len(results))),
+        )
+        sheet.save(args.sheet)
+        print(f"contact sheet: {args.sheet}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from recommender.backbones import load_backbone
+    from recommender.evaluation import evaluate_manifest
+    from recommender.extractor import Extractor
+
+    extractor = Extractor(
+        load_backbone(args.backbone, weights=args.weights, pooling=args.pooling, cache_dir=args.weights_cache)
+    )
+    report = evaluate_manifest(args.manifest, extractor, batch_size=args.batch_size, progress=not args.no_progress)
+    for failure in report.failures:
+        print(f"warning: left out {failure}", file=sys.stderr)
+    print(f"backbone: {extractor.fingerprint.describe()}")
+    print(f"queries: {report.queries}  database: {report.database}")
+    print(report.summary_line())
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- services
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from wanderlens.settings import WorkerSettings
+    from worker.main import check_health, serve
+
+    settings = WorkerSettings()
+    if args.health:
+        healthy = asyncio.run(check_health(settings))
+        print("healthy" if healthy else "no recent heartbeat from a worker on this host")
+        return 0 if healthy else 1
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_bot(args: argparse.Namespace) -> int:
+    from bot.main import run_bot
+
+    from wanderlens.settings import BotSettings
+
+    run_bot(BotSettings())
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from wanderlens.up import run_up
+
+    return run_up(catalog=args.catalog, data_dir=args.data, playground_port=args.port)
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from wanderlens.settings import env_example
+
+    print(env_example())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wanderlens", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def model_options(sub: argparse.ArgumentParser, *, default_backbone: str | None) -> None:
+        sub.add_argument(
+            "--backbone",
+            default=default_backbone,
+            help="efficientnet-lite0 (default), efficientnet-lite1/2, vgg16-places365, keras:<Application>, "
+            "or PATH.keras:LAYER",
+        )
+        sub.add_argument("--weights", default="default", help="'default' or a local weights file")
+        sub.add_argument(
+            "--weights-cache",
+            type=Path,
+            default=Path.home() / ".cache" / "wanderlens" / "weights",
+            help="where downloaded weights are kept",
+        )
+
+    index = commands.add_parser("index", help="fingerprint a catalog folder into an index")
+    index.add_argument("catalog", type=Path, help="folder of photos, optionally with catalog.csv")
+    index.add_argument("--out", type=Path, required=True, help="index folder (created or updated)")
+    index.add_argument("--batch-size", type=int, default=32)
+    index.add_argument("--no-progress", action="store_true")
+    model_options(index, default_backbone="efficientnet-lite0")
+    index.set_defaults(handler=cmd_index)
+
+    query = commands.add_parser("query", help="find the destinations most like a photo")
+    query.add_argument("photo", type=Path)
+    query.add_argument("--index", type=Path, required=True)
+    query.add_argument("-k", type=int, default=5, help="how many results (default 5)")
+    query.add_argument("--sheet", type=Path, help="write a contact sheet (PNG or JPEG) of the query and results")
+    model_options(query, default_backbone=None)
+    query.set_defaults(handler=cmd_query)
+
+    evaluate = commands.add_parser("eval", help="measure retrieval quality on a labelled manifest")
+    evaluate.add_argument("--manifest", type=Path, required=True, help="CSV with path,label[,is_query]")
+    evaluate.add_argument("--pooling", choices=("avg", "gem"), default="avg")
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--no-progress", action="store_true")
+    model_options(evaluate, default_backbone="efficientnet-lite0")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    worker = commands.add_parser("worker", help="serve recommendation jobs from Redis (settings: environment)")
+    worker.add_argument("--health", action="store_true", help="exit 0 if a worker on this host is alive")
+    worker.set_defaults(handler=cmd_worker)
+
+    bot = commands.add_parser("bot", help="run the Telegram bot (settings: environment)")
+    bot.set_defaults(handler=cmd_bot)
+
+    up = commands.add_parser("up", help="run everything on this machine: Redis, index, worker, bot")
+    up.add_argument("--catalog", type=Path, help="catalog folder (default: WANDERLENS_CATALOG_DIR)")
+    up.add_argument("--data", type=Path, default=Path("data"), help="folder for the index and Redis's data")
+    up.add_argument("--port", type=int, default=8080, help="playground port when there is no TELEGRAM_TOKEN")
+    up.set_defaults(handler=cmd_up)
+
+    settings = commands.add_parser("settings", help="print every setting with its default (.env.example)")
+    settings.set_defaults(handler=cmd_settings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_tensorflow()
+    setup_logging(args.verbose)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        if _is_user_error(error):
+            print(f"wanderlens: error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+# Failures that mean "the operator must change something" and say what: shown as one line, not a traceback.
+# Matched by name so that reporting an error never imports TensorFlow into the bot's process.
+USER_ERRORS = frozenset(
+    {
+        "CatalogError",
+        "IndexUnavailable",
+        "FingerprintMismatch",
+        "WeightsError",
+        "UnsupportedImage",
+        "ConfigurationError",
+    }
+)
+
+
+def _is_user_error(error: Exception) -> bool:
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        from wanderlens.settings import settings_error_line
+
+        error.args = (settings_error_line(error),)
+        return True
+    if isinstance(error, FileNotFoundError):
+        return True
+    if any(cls.__name__ in USER_ERRORS for cls in type(error).__mro__):
+        return True
+    return isinstance(error, ValueError) and "Received:" in str(error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
