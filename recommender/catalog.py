@@ -12,6 +12,7 @@ a row with a problem is left out of the catalog, but never silently.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -133,6 +134,12 @@ class CatalogError(ValueError):
     """The catalog folder cannot be used at all (missing, empty, or its CSV has no usable header)."""
 
 
+def is_inside(relative: str) -> bool:
+    """Whether a catalog-relative path stays in the folder, judged on the text: photos may be symlinks."""
+    normal = os.path.normpath(relative)
+    return not (os.path.isabs(normal) or normal == ".." or normal.startswith("../"))
+
+
 def name_from_filename(path: str) -> str:
     stem = Path(path).stem
     words = re.sub(r"[_\-]+", " ", stem).strip()
@@ -220,9 +227,9 @@ def _parse_row(root: Path, line: int, values: dict[str, str]) -> tuple[Destinati
     item = values.get("id") or image
     if not image:
         return None, CatalogProblem(line, item, "the image column is empty")
-    path = (root / image).resolve()
-    if not path.is_relative_to(root.resolve()):
+    if not is_inside(image):
         return None, CatalogProblem(line, item, "the image path leaves the catalog folder")
+    path = root / image
     if not path.is_file():
         return None, CatalogProblem(line, item, f"image file not found: {image}")
     destination_id = values.get("id") or id_from_path(image)

@@ -36,3 +36,89 @@ def shared_dataset(name: str) -> Path:
     if not (folder / "manifest.csv").exists():
         pytest.skip(f"{folder} is absent: the shared evaluation photos are not part of the repository")
     return folder
+
+
+# ------------------------------------------------------------------------------------ the real model and catalog
+
+
+def _link_travel_photos(folder: Path, source: Path) -> Path:
+    """A catalog folder over ../shared's travel photos: symlinks (never copies) plus a catalog.csv."""
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (
+        (source / "manifest.csv").open(newline="", encoding="utf-8") as file,
+        (folder / "catalog.csv").open("w", newline="", encoding="utf-8") as out,
+    ):
+        writer = csv.writer(out)
+        writer.writerow(["id", "image", "name", "city", "country", "lat", "lon", "credit"])
+        for row in csv.DictReader(file):
+            name = Path(row["path"]).name
+            (folder / name).symlink_to(source / row["path"])
+            writer.writerow(
+                [
+                    Path(name).stem,
+                    name,
+                    row["name"],
+                    row["city"],
+                    row["country"],
+                    row["latitude"],
+                    row["longitude"],
+                    row["creator"],
+                ]
+            )
+    return folder
+
+
+def _generated_scenes(folder: Path, count: int = 30) -> Path:
+    """Where ../shared is absent: simple drawn landscapes (sky, horizon, sea or hills) with place names."""
+    import csv
+
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = __import__("numpy").random.default_rng(7)
+    with (folder / "catalog.csv").open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["id", "image", "name", "city", "country"])
+        for n in range(count):
+            image = Image.new("RGB", (320, 240), tuple(int(v) for v in rng.integers(60, 255, 3)))
+            draw = ImageDraw.Draw(image)
+            horizon = int(rng.integers(80, 180))
+            draw.rectangle([0, horizon, 320, 240], fill=tuple(int(v) for v in rng.integers(0, 200, 3)))
+            for _ in range(int(rng.integers(1, 6))):
+                x, y = int(rng.integers(0, 300)), int(rng.integers(0, horizon))
+                draw.ellipse([x, y, x + 30, y + 30], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+            image.save(folder / f"scene{n:02d}.jpg", quality=90)
+            writer.writerow([f"scene{n:02d}", f"scene{n:02d}.jpg", f"Scene {n}", f"Town {n % 9}", "Drawland"])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def travel_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """../shared's 148 named travel photos when present, else a small generated catalog."""
+    source = SHARED_DATASETS / "travel-photos"
+    folder = tmp_path_factory.mktemp("travel") / "catalog"
+    if (source / "manifest.csv").exists():
+        return _link_travel_photos(folder, source)
+    return _generated_scenes(folder)
+
+
+@pytest.fixture(scope="session")
+def default_extractor():
+    from recommender.backbones import load_backbone
+    from recommender.extractor import Extractor
+
+    extractor = Extractor(load_backbone())
+    extractor.warm_up()
+    return extractor
+
+
+@pytest.fixture(scope="session")
+def travel_index(travel_catalog: Path, default_extractor, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from recommender.catalog import load_catalog
+    from recommender.index import build_index
+
+    out = tmp_path_factory.mktemp("travel-index") / "index"
+    build_index(load_catalog(travel_catalog), default_extractor, out, progress=False)
+    return out

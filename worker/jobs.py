@@ -71,7 +71,7 @@ async def _first_page(ctx: JobContext, job: p.Job, results: ResultList) -> p.Rep
         items=_items(ctx.index, results, page),
         hints=results.hints,
         remaining=max(0, len(results.ids) - len(page)),
-        extra={"page_id": page_id, "list_id": results.list_id},
+        extra={"page_id": page_id, "list_id": results.list_id, "first_rank": 1},
     )
 
 
@@ -100,13 +100,14 @@ async def more(ctx: JobContext, job: p.Job) -> p.Reply:
     if not unseen:
         return p.Reply(job.id, job.kind, error=p.NOTHING_LEFT)
     page = unseen[: page_size(job)]
-    page_id = await ctx.state.record_page(job.chat_id, results.list_id, page)
+    first_rank = len(shown) + 1
+    page_id = await ctx.state.record_page(job.chat_id, results.list_id, page, first_rank=first_rank)
     return p.Reply(
         job.id,
         job.kind,
         items=_items(ctx.index, results, page),
         remaining=len(unseen) - len(page),
-        extra={"page_id": page_id, "list_id": results.list_id, "group": bool(results.fits)},
+        extra={"page_id": page_id, "list_id": results.list_id, "group": bool(results.fits), "first_rank": first_rank},
     )
 
 
@@ -114,12 +115,15 @@ async def _resolve_destination(ctx: JobContext, job: p.Job) -> str | None:
     if "destination_id" in job.body:
         destination_id = str(job.body["destination_id"])
         return destination_id if ctx.index.position(destination_id) is not None else None
+    numbered = "number" in job.body
     try:
-        rank = int(job.body.get("rank", 1))
+        rank = int(job.body["number"] if numbered else job.body.get("rank", 1))
     except (TypeError, ValueError):
         return None
     page_id = job.body.get("page_id")
-    destination_id = await ctx.state.page_item(job.chat_id, str(page_id) if page_id else None, rank)
+    destination_id = await ctx.state.page_item(
+        job.chat_id, str(page_id) if page_id else None, rank, as_numbered=numbered
+    )
     return destination_id if destination_id and ctx.index.position(destination_id) is not None else None
 
 

@@ -85,21 +85,25 @@ class WorkerState:
     async def shown(self, chat_id: int, list_id: str) -> set[str]:
         return {m.decode() for m in await self.redis.smembers(p.shown_key(chat_id, list_id))}
 
-    async def record_page(self, chat_id: int, list_id: str, ids: list[str]) -> str:
+    async def record_page(self, chat_id: int, list_id: str, ids: list[str], *, first_rank: int = 1) -> str:
         """Mark ids as shown and remember the page, so that 👍 buttons and /like N can name its items."""
         page_id = secrets.token_hex(4)
         async with self.redis.pipeline(transaction=True) as pipe:
             if ids:
                 pipe.sadd(p.shown_key(chat_id, list_id), *ids)
                 pipe.expire(p.shown_key(chat_id, list_id), self.ttl_s)
-            pipe.hset(_pages_key(chat_id), page_id, json.dumps(ids))
+            pipe.hset(_pages_key(chat_id), page_id, json.dumps({"ids": ids, "first_rank": first_rank}))
             pipe.expire(_pages_key(chat_id), self.ttl_s)
             pipe.set(_last_page_key(chat_id), page_id, ex=self.ttl_s)
             await pipe.execute()
         return page_id
 
-    async def page_item(self, chat_id: int, page_id: str | None, rank: int) -> str | None:
-        """The id shown at 1-based ``rank`` on a page (the chat's last page when ``page_id`` is None)."""
+    async def page_item(self, chat_id: int, page_id: str | None, rank: int, *, as_numbered: bool = False) -> str | None:
+        """The id shown at 1-based ``rank`` on a page (the chat's last page when ``page_id`` is None).
+
+        ``as_numbered``: ``rank`` is the number printed in the caption (pages after /more continue the
+        numbering); a number that is not on the page is read as a position on it instead ("/like 2").
+        """
         if page_id is None:
             raw_page = await self.redis.get(_last_page_key(chat_id))
             if raw_page is None:
@@ -108,7 +112,10 @@ class WorkerState:
         raw = await self.redis.hget(_pages_key(chat_id), page_id)
         if raw is None:
             return None
-        ids = json.loads(raw)
+        page = json.loads(raw)
+        ids, first_rank = page["ids"], int(page["first_rank"])
+        if as_numbered and first_rank <= rank < first_rank + len(ids):
+            rank = rank - first_rank + 1
         return str(ids[rank - 1]) if 1 <= rank <= len(ids) else None
 
     # ---- likes

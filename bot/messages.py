@@ -1,0 +1,146 @@
+"""Everything the bot says, in one place: greetings, captions, and a sentence for every error.
+
+Texts are plain (no parse mode), so names from the catalog and users' own words can never break formatting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from worker import protocol as p
+
+CAPTION_LIMIT = 1024  # Bot API limit for a photo caption
+
+START = (
+    "Hi! I'm Wanderlens. Send me a photo — a beach, a mountain village, a skyline — and I'll suggest "
+    "destinations that look like it, with their photos and where they are.\n\n"
+    "• 👍 under a suggestion (or /like 2) teaches me your taste: later suggestions lean toward it.\n"
+    "• /more shows the next best places.\n"
+    "• /likes lists what you liked; /forget deletes everything I keep about you.\n"
+    "• In a group, add me and send /suggest: I'll find places that suit everyone who liked something.\n\n"
+    "What I store: your likes (until you /forget them), your latest results for a week, and a fingerprint "
+    "of the photos you send (not the photos) for a week. Nothing else."
+)
+
+HELP = (
+    "How to use me:\n"
+    "• Send a photo (or an image file) → the 5 most similar destinations.\n"
+    "• /more → the next 5, never repeating one you've seen for that photo.\n"
+    "• /like [n] → like result n of the last album (no number: the first). Or tap 👍n.\n"
+    "• /likes → what you liked.  /forget → delete all your data.\n"
+    "• In groups: a photo captioned /suggest, /suggest as a reply to a photo, or a photo that mentions me → "
+    "suggestions in the group; /suggest alone → places that suit the whole group."
+)
+
+ASK_FOR_PHOTO = "Send me a photo of a place you'd love to be, and I'll find destinations like it."
+STICKER = "Cute! But I need a real photo of a place to find destinations like it."
+NOT_AN_IMAGE = "That file isn't a picture I can read. Please send a photo (JPEG or PNG)."
+TOO_BIG = "That file is over 20 MB — the most a bot can download. Please send it as a photo instead."
+BUSY = "I'm very busy right now — please try again in a minute."
+STILL_WORKING = "I'm still working on your previous request — one moment, please."
+TIMED_OUT = "Sorry, that took too long and I had to give up. Please send it again."
+FAILED = "Sorry, something went wrong with that one. Please try another photo."
+RATE_LIMITED = "You're sending photos faster than I can look at them — please wait a minute and try again."
+NO_RESULTS_YET = "Send me a photo first, then /more shows the next destinations."
+NOTHING_LEFT = "That's everything I have for that photo. Send another one for new ideas!"
+UNKNOWN_DESTINATION = "I can't find that one — it may be from an older album. Try a number from the latest album."
+NO_GROUP_TASTE = (
+    "Nobody here has liked a place yet. Send a photo with the caption /suggest, then tap 👍 on the "
+    "places you like — and /suggest again to find places for the whole group."
+)
+GROUP_PHOTO_HINT = "Send a photo with the caption /suggest (or reply /suggest to a photo) for destinations like it."
+FORGET_CONFIRM = "Delete everything I keep about you — your likes, in every chat, and your recent results?"
+FORGET_CANCELLED = "Okay, I kept everything."
+NO_LIKES = "You haven't liked anything yet. Tap 👍 under a suggestion to teach me your taste."
+PHOTO_GONE_RETRY = "photo_gone"
+
+ERRORS = {
+    p.EXPIRED: TIMED_OUT,
+    p.FAILED: FAILED,
+    p.NO_RESULTS_YET: NO_RESULTS_YET,
+    p.NOTHING_LEFT: NOTHING_LEFT,
+    p.UNKNOWN_DESTINATION: UNKNOWN_DESTINATION,
+    p.NO_GROUP_TASTE: NO_GROUP_TASTE,
+}
+
+
+def error_text(reply: p.Reply) -> str:
+    """The worker's own sentence when it has one (bad photos), else ours for the error code."""
+    return reply.message or ERRORS.get(reply.error or "", FAILED)
+
+
+def place(item: p.Item) -> str:
+    return ", ".join(part for part in (item.city, item.country) if part)
+
+
+def caption(rank: int, item: p.Item) -> str:
+    """`1. Name — City, Country · 87% match`, then whom it fits (groups) and the photo credit."""
+    where = place(item)
+    line = f"{rank}. {item.name}" + (f" — {where}" if where else "") + f" · {max(0, round(item.score * 100))}% match"
+    if item.fits:
+        line += f"\nFits: {', '.join(item.fits)}"
+    if item.credit:
+        line += f"\n📷 {item.credit}"
+    return line[:CAPTION_LIMIT]
+
+
+def group_caption(rank: int, item: p.Item) -> str:
+    """Group suggestions rank by fit, not by similarity to a photo, so they show whom they suit instead."""
+    where = place(item)
+    line = f"{rank}. {item.name}" + (f" — {where}" if where else "")
+    line += f"\nFits: {', '.join(item.fits)}" if item.fits else "\nA compromise for everyone"
+    if item.credit:
+        line += f"\n📷 {item.credit}"
+    return line[:CAPTION_LIMIT]
+
+
+def after_album(reply: p.Reply, *, first_rank: int, group: bool) -> str:
+    lines = []
+    if reply.hints:
+        lines.append(f"Your photo looks like: {', '.join(reply.hints)}.")
+    if group:
+        members = reply.extra.get("members")
+        if members:
+            lines.append(f"Places for {', '.join(members)}.")
+    lines.append("Tap 👍 on the places you like — I'll learn your taste.")
+    if reply.remaining:
+        lines.append(f"{reply.remaining} more waiting: tap More ▶ or send /more.")
+    return "\n".join(lines)
+
+
+def album_keyboard(page_id: str, count: int, *, first_rank: int, more: bool) -> InlineKeyboardMarkup:
+    likes = [InlineKeyboardButton(f"👍{first_rank + n}", callback_data=f"like:{page_id}:{n + 1}") for n in range(count)]
+    rows: list[Sequence[InlineKeyboardButton]] = [likes]
+    if more:
+        rows.append([InlineKeyboardButton("More ▶", callback_data="more")])
+    return InlineKeyboardMarkup(rows)
+
+
+def liked(item: p.Item, total: int) -> str:
+    where = place(item)
+    return f"❤️ Liked {item.name}" + (f" ({where})" if where else "") + f". You have {total} liked place(s)."
+
+
+def likes_list(items: Sequence[p.Item], total: int) -> str:
+    if not items:
+        return NO_LIKES
+    lines = [f"Your liked places ({total}):"]
+    lines += [f"{n}. {item.name}" + (f" — {place(item)}" if place(item) else "") for n, item in enumerate(items, 1)]
+    return "\n".join(lines)
+
+
+def forgotten(count: int) -> str:
+    return f"Done. I deleted your {count} like(s) and your recent results. It's a fresh start."
+
+
+def forget_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Yes, delete", callback_data="forget:yes"),
+                InlineKeyboardButton("No, keep", callback_data="forget:no"),
+            ]
+        ]
+    )

@@ -1,0 +1,342 @@
+"""The bot end to end, without Telegram: the unmodified Application polling the Bot API stand-in, a real Redis
+server, and the real worker with the default backbone over a real catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from redis.asyncio import Redis
+from telegram.ext import Application
+
+from bot import messages as text
+from bot.main import build_application
+from playground.botapi import BotApiStandIn
+from playground.cast import Cast, add_demo_cast
+from playground.models import BotMessage
+from recommender.index import open_index
+from tests.redis_server import RedisServer
+from wanderlens.settings import BotSettings, WorkerSettings
+from worker import protocol as p
+from worker.loop import Worker
+
+TOKEN = "5000000002:END-TO-END-test-token"
+CAPTION = re.compile(r"^(?P<rank>\d+)\. (?P<name>.+?)(?: — (?P<place>.+?))? · (?P<match>\d+)% match")
+
+
+@dataclass
+class System:
+    stand_in: BotApiStandIn
+    cast: Cast
+    redis: Redis
+    app: Application
+    worker: Worker | None
+    catalog: Path
+
+    async def say(self, chat, user, message: str, *, replies: int, timeout: float = 30) -> list[BotMessage]:
+        self.stand_in.mark(chat)
+        self.stand_in.send_text(chat, user, message)
+        return await self.stand_in.wait_for_bot_messages(chat, replies, timeout=timeout)
+
+    async def photo(
+        self,
+        chat,
+        user,
+        data: bytes,
+        *,
+        caption: str | None = None,
+        replies: int = 2,
+        timeout: float = 30,
+    ) -> list[BotMessage]:
+        self.stand_in.mark(chat)
+        self.stand_in.send_photo(chat, user, data, caption=caption)
+        return await self.stand_in.wait_for_bot_messages(chat, replies, timeout=timeout)
+
+    async def press(self, chat, user, message: BotMessage, data: str, *, replies: int) -> list[BotMessage]:
+        self.stand_in.mark(chat)
+        self.stand_in.press_button(chat, user, message.message_id, data)
+        return await self.stand_in.wait_for_bot_messages(chat, replies, timeout=30)
+
+
+def names(album: BotMessage) -> list[str]:
+    found = []
+    for caption in album.captions:
+        match = CAPTION.match(caption or "")
+        assert match, f"caption does not read like '1. Name — City, Country · 87% match': {caption!r}"
+        found.append(match["name"])
+    return found
+
+
+def jpeg(path: Path, *, size: int | None = None) -> bytes:
+    with Image.open(path) as image:
+        picture = image.convert("RGB")
+        if size:
+            picture.thumbnail((size, size))
+        out = io.BytesIO()
+        picture.save(out, format="JPEG", quality=90)
+        return out.getvalue()
+
+
+@pytest.fixture
+def query_photos(travel_catalog: Path) -> list[bytes]:
+    """Photos to send: the catalog's own photos, re-encoded smaller (so they are not byte-identical)."""
+    files = sorted(p for p in travel_catalog.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return [jpeg(path, size=500) for path in files[:12]]
+
+
+@pytest.fixture
+def make_system(
+    redis: Redis, redis_server: RedisServer, travel_catalog: Path, travel_index: Path, default_extractor
+) -> Callable[..., AsyncIterator[System]]:
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def factory(*, with_worker: bool = True, **bot_overrides: object) -> AsyncIterator[System]:
+        async with BotApiStandIn(token=TOKEN) as stand_in:
+            cast = add_demo_cast(stand_in)
+            worker = task = None
+            if with_worker:
+                index = open_index(travel_index, expected=default_extractor.fingerprint)
+                worker = Worker(
+                    redis=redis,
+                    extractor=default_extractor,
+                    index=index,
+                    settings=WorkerSettings(redis_url=redis_server.url, metrics_port=0, heartbeat_s=1),
+                )
+                task = asyncio.create_task(worker.run())
+            settings = BotSettings(
+                telegram_token=TOKEN,
+                redis_url=redis_server.url,
+                catalog_dir=travel_catalog,
+                telegram_base_url=stand_in.base_url,
+                telegram_base_file_url=stand_in.base_file_url,
+                **bot_overrides,  # type: ignore[arg-type]
+            )
+            app = build_application(settings)
+            # run_polling's own order (initialize, post_init, start, ... stop, post_stop, shutdown, post_shutdown),
+            # spelled out because the test needs the event loop while the bot runs.
+            await app.initialize()
+            await app.post_init(app)  # type: ignore[misc]
+            await app.start()
+            assert app.updater is not None
+            await app.updater.start_polling(poll_interval=0, timeout=1)
+            try:
+                yield System(stand_in, cast, redis, app, worker, travel_catalog)
+            finally:
+                await app.updater.stop()
+                await app.stop()
+                await app.post_stop(app)  # type: ignore[misc]
+                await app.shutdown()
+                await app.post_shutdown(app)  # type: ignore[misc]
+                if worker is not None and task is not None:
+                    worker.stop()
+                    await asyncio.wait_for(task, 15)
+
+    return factory
+
+
+async def test_a_private_photo_gets_an_album_of_five_named_places(make_system, query_photos) -> None:
+    async with make_system() as system:
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        album, follow_up = await system.photo(chat, alice, query_photos[0])
+        assert album.kind == "media_group"
+        assert len(album.items) == 5
+        found = names(album)
+        assert len(set(found)) == 5
+        assert all("% match" in (c or "") for c in album.captions)
+        # The photo is one of the catalog's: it must come back first, at a high similarity.
+        first = CAPTION.match(album.captions[0] or "")
+        assert first is not None and int(first["match"]) >= 80
+        assert [b for b, _ in follow_up.buttons] == ["👍1", "👍2", "👍3", "👍4", "👍5", "More ▶"]
+        assert "Tap 👍" in (follow_up.text or "")
+        actions = [a.action for a in system.stand_in.chat_actions(chat)]
+        assert "upload_photo" in actions
+        uploads = system.stand_in.counters().uploads
+        # The same photo again: the catalog photos go out by file_id this time, nothing is uploaded again.
+        await system.photo(chat, alice, query_photos[0])
+        counters = system.stand_in.counters()
+        assert counters.uploads == uploads
+        assert counters.file_id_reuses >= 5
+
+
+async def test_liking_moves_the_ranking_toward_the_liked_place(make_system, query_photos) -> None:
+    async with make_system() as system:
+        bob, chat = system.cast.users[1], system.cast.private_chats[1]
+        neutral = query_photos[3]
+        album, buttons = await system.photo(chat, bob, neutral)
+        before = names(album)
+        (confirmation,) = await system.press(chat, bob, buttons, buttons.buttons[4][1] or "", replies=1)
+        liked = before[4]
+        assert liked in (confirmation.text or "")
+        album_after, _ = await system.photo(chat, bob, neutral)
+        after = names(album_after)
+        assert liked in after and after.index(liked) < 4, (before, after)
+        likes = await system.say(chat, bob, "/likes", replies=1)
+        assert liked in (likes[0].text or "")
+
+
+async def test_more_three_times_never_repeats_a_place(make_system, query_photos) -> None:
+    async with make_system() as system:
+        chloe, chat = system.cast.users[2], system.cast.private_chats[2]
+        album, buttons = await system.photo(chat, chloe, query_photos[5])
+        seen = names(album)
+        for page in range(3):
+            if page == 1:
+                album, buttons = await system.press(chat, chloe, buttons, "more", replies=2)
+            else:
+                album, buttons = await system.say(chat, chloe, "/more", replies=2)
+            page_names = names(album)
+            ranks = [int(CAPTION.match(c or "")["rank"]) for c in album.captions]  # type: ignore[index]
+            assert ranks == list(range(len(seen) + 1, len(seen) + 1 + len(page_names)))
+            assert not set(page_names) & set(seen), (page_names, seen)
+            seen += page_names
+        assert len(seen) == 20 == len(set(seen))
+
+
+async def test_more_says_so_when_nothing_is_left(make_system, query_photos) -> None:
+    async with make_system() as system:
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        (reply,) = await system.say(chat, alice, "/more", replies=1)
+        assert reply.text == text.NO_RESULTS_YET
+
+
+async def test_group_suggestions_say_whom_each_place_fits(make_system, query_photos) -> None:
+    async with make_system() as system:
+        alice, bob, _ = system.cast.users
+        group = system.cast.group
+        album_a, buttons_a = await system.photo(group, alice, query_photos[0], caption="/suggest")
+        await system.press(group, alice, buttons_a, buttons_a.buttons[0][1] or "", replies=1)
+        album_b, buttons_b = await system.photo(group, bob, query_photos[7], caption="/suggest@wanderlens_bot")
+        await system.press(group, bob, buttons_b, buttons_b.buttons[0][1] or "", replies=1)
+        album, summary = await system.say(group, alice, "/suggest", replies=2)
+        assert album.kind == "media_group"
+        fits = [line for c in album.captions for line in (c or "").splitlines() if line.startswith("Fits:")]
+        assert fits, album.captions
+        mentioned = " ".join(fits)
+        assert "Alice" in mentioned and "Bob" in mentioned
+        assert "Alice" in (summary.text or "") and "Bob" in (summary.text or "")
+        liked = {names(album_a)[0], names(album_b)[0]}
+        group_names = [c.split(". ", 1)[1].split(" — ")[0].split("\n")[0] for c in album.captions if c]
+        assert not liked & set(group_names)  # places someone already liked are not "suggestions"
+
+
+async def test_group_ignores_photos_not_meant_for_the_bot(make_system, query_photos) -> None:
+    async with make_system() as system:
+        alice = system.cast.users[0]
+        group = system.cast.group
+        system.stand_in.send_photo(group, alice, query_photos[1], caption="look at this view")
+        reply = await system.photo(group, alice, query_photos[1], caption="@wanderlens_bot where is like this?")
+        assert reply[0].kind == "media_group"
+        assert len(system.stand_in.bot_messages(group)) == 2
+
+
+async def test_bad_inputs_get_a_friendly_reason(make_system, tmp_path) -> None:
+    from tests.recommender.badimages import write_corpus
+
+    async with make_system() as system:
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        system.stand_in.mark(chat)
+        system.stand_in.send_document(
+            chat, alice, b"%PDF-1.4 not a photo", file_name="plan.pdf", mime_type="application/pdf"
+        )
+        (reply,) = await system.stand_in.wait_for_bot_messages(chat, 1)
+        assert reply.text == text.NOT_AN_IMAGE
+        system.stand_in.mark(chat)
+        system.stand_in.send_sticker(chat, alice)
+        (reply,) = await system.stand_in.wait_for_bot_messages(chat, 1)
+        assert reply.text == text.STICKER
+        system.stand_in.mark(chat)
+        system.stand_in.send_document(
+            chat, alice, b"\xff\xd8" + bytes(21 * 1024 * 1024), file_name="huge.jpg", mime_type="image/jpeg"
+        )
+        (reply,) = await system.stand_in.wait_for_bot_messages(chat, 1)
+        assert reply.text == text.TOO_BIG
+        corpus = {case.name: case for case in write_corpus(tmp_path)}
+        for name in ("truncated_jpeg", "text_named_jpg", "strip_1x20000", "empty"):
+            case = corpus[name]
+            system.stand_in.mark(chat)
+            system.stand_in.send_document(
+                chat, alice, case.path.read_bytes(), file_name=case.path.name, mime_type="image/jpeg"
+            )
+            (reply,) = await system.stand_in.wait_for_bot_messages(chat, 1)
+            assert reply.kind == "text" and "photo" in (reply.text or "").lower(), (name, reply.text)
+            assert "Received" not in (reply.text or "") and "Traceback" not in (reply.text or "")
+        # Rotated and odd-but-valid files work as images sent as files.
+        for name in ("exif_orientation_6", "cmyk_jpeg", "animated_gif", "grey16_png"):
+            case = corpus[name]
+            system.stand_in.mark(chat)
+            system.stand_in.send_document(
+                chat, alice, case.path.read_bytes(), file_name=case.path.name, mime_type="image/png"
+            )
+            album, _ = await system.stand_in.wait_for_bot_messages(chat, 2)
+            assert album.kind == "media_group", name
+
+
+async def test_a_stopped_worker_gets_an_apology(make_system, query_photos) -> None:
+    async with make_system(with_worker=False, reply_timeout_s=2) as system:
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        (reply,) = await system.photo(chat, alice, query_photos[0], replies=1, timeout=15)
+        assert reply.text == text.TIMED_OUT
+
+
+async def test_a_full_queue_says_busy(make_system, query_photos) -> None:
+    async with make_system(with_worker=False, max_queue=1) as system:
+        await system.redis.xadd(p.JOBS_STREAM, {"v": "1"})
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        (reply,) = await system.photo(chat, alice, query_photos[0], replies=1)
+        assert reply.text == text.BUSY
+
+
+async def test_too_many_photos_a_minute_are_refused_kindly(make_system, query_photos) -> None:
+    async with make_system(photos_per_minute=2) as system:
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        await system.photo(chat, alice, query_photos[0])
+        await system.photo(chat, alice, query_photos[1])
+        (reply,) = await system.photo(chat, alice, query_photos[2], replies=1)
+        assert reply.text == text.RATE_LIMITED
+
+
+async def test_a_429_from_telegram_is_retried(make_system, query_photos) -> None:
+    async with make_system() as system:
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        system.stand_in.fail_next("sendMediaGroup", status=429, retry_after=1)
+        album, _ = await system.photo(chat, alice, query_photos[2])
+        assert album.kind == "media_group" and len(album.items) == 5
+        assert system.stand_in.counters().calls("sendMediaGroup") == 2
+
+
+async def test_forget_deletes_likes_after_confirmation(make_system, query_photos) -> None:
+    async with make_system() as system:
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        _, buttons = await system.photo(chat, alice, query_photos[4])
+        await system.press(chat, alice, buttons, buttons.buttons[0][1] or "", replies=1)
+        (question,) = await system.say(chat, alice, "/forget", replies=1)
+        assert [b for b, _ in question.buttons] == ["Yes, delete", "No, keep"]
+        system.stand_in.press_button(chat, alice, question.message_id, "forget:yes")
+        for _ in range(100):
+            current = system.stand_in.bot_messages(chat)[-1]
+            if current.text and current.text.startswith("Done"):
+                break
+            await asyncio.sleep(0.05)
+        assert "1 like" in (system.stand_in.bot_messages(chat)[-1].text or "")
+        (likes,) = await system.say(chat, alice, "/likes", replies=1)
+        assert likes.text == text.NO_LIKES
+        assert not await system.redis.exists(p.likes_key(chat.id, alice.id))
+
+
+async def test_start_help_and_plain_text(make_system) -> None:
+    async with make_system(with_worker=False) as system:
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        (start,) = await system.say(chat, alice, "/start", replies=1)
+        assert "What I store" in (start.text or "")
+        (helped,) = await system.say(chat, alice, "/help", replies=1)
+        assert "/more" in (helped.text or "")
+        (nudge,) = await system.say(chat, alice, "hello?", replies=1)
+        assert nudge.text == text.ASK_FOR_PHOTO
+        assert {c["command"] for c in system.stand_in.my_commands()} >= {"start", "more", "like", "suggest"}
