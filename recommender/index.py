@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -239,15 +239,14 @@ def _file_hash(path: Path) -> str:
     return content_hash(path.read_bytes())
 
 
-def _previous_vectors(out_dir: Path, fingerprint: BackboneFingerprint) -> dict[str, np.ndarray]:
-    """Vectors of the current version by photo content hash, when it was built by the same backbone."""
+def _previous_index(out_dir: Path, fingerprint: BackboneFingerprint) -> DestinationIndex | None:
+    """The current version, when it was built by the same backbone (its vectors can then be reused)."""
     try:
-        previous = open_index(out_dir, expected=fingerprint, use_accelerator=False)
+        return open_index(out_dir, expected=fingerprint, use_accelerator=False)
     except (IndexUnavailable, FingerprintMismatch, OSError) as error:
         if current_version(out_dir) is not None:
             logger.info("not reusing the existing index: %s", error)
-        return {}
-    return {h: np.asarray(previous.vectors[i]) for i, h in enumerate(previous.content_hashes)}
+        return None
 
 
 def build_index(
@@ -259,11 +258,16 @@ def build_index(
     decode_workers: int = 2,
     progress: bool = True,
 ) -> BuildReport:
-    """Fingerprint every destination's photo (reusing vectors of unchanged photos) and publish a new version."""
+    """Fingerprint every destination's photo (reusing vectors of unchanged photos) and publish a new version.
+
+    When nothing changed (same destinations, same photos) the current version stays as it is: publishing an
+    identical one would only make every worker reload.
+    """
     started = time.perf_counter()
     out_dir = Path(out_dir)
     fingerprint = extractor.fingerprint
-    reusable = _previous_vectors(out_dir, fingerprint)
+    previous = _previous_index(out_dir, fingerprint)
+    reusable = {h: i for i, h in enumerate(previous.content_hashes)} if previous is not None else {}
     problems = list(catalog.problems)
 
     hashes: dict[str, str] = {}
@@ -276,8 +280,8 @@ def build_index(
             problems.append(catalog.problem(destination, f"cannot read file: {error.strerror or error}"))
             continue
         hashes[destination.id] = digest
-        if digest in reusable:
-            vectors[destination.id] = reusable[digest]
+        if previous is not None and digest in reusable:
+            vectors[destination.id] = np.asarray(previous.vectors[reusable[digest]])
         else:
             todo.append(destination)
     reused = len(vectors)
@@ -297,6 +301,16 @@ def build_index(
     kept = [d for d in catalog.destinations if d.id in vectors]
     if not kept:
         raise ValueError(f"no photo of the catalog could be fingerprinted. Received: {len(problems)} problems")
+    if (
+        previous is not None
+        and previous.path is not None
+        and tuple(kept) == previous.destinations
+        and tuple(hashes[d.id] for d in kept) == previous.content_hashes
+    ):
+        current = read_manifest(out_dir)
+        assert current is not None
+        unchanged = replace(current, extracted=0, reused=len(kept), problems=tuple(str(p) for p in problems))
+        return BuildReport(unchanged, previous.path, tuple(problems))
     matrix = np.stack([vectors[d.id] for d in kept]).astype(np.float32)
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     manifest = IndexManifest(

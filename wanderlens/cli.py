@@ -135,7 +135,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_bot(args: argparse.Namespace) -> int:
     from bot.main import run_bot
-
     from wanderlens.settings import BotSettings
 
     run_bot(BotSettings())
@@ -242,6 +241,7 @@ USER_ERRORS = frozenset(
         "WeightsError",
         "UnsupportedImage",
         "ConfigurationError",
+        "UpError",
     }
 )
 
