@@ -122,9 +122,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import asyncio
 
     from wanderlens.settings import WorkerSettings
+
+    settings = WorkerSettings()  # bad settings fail here, before TensorFlow is loaded
     from worker.main import check_health, serve
 
-    settings = WorkerSettings()
     if args.health:
         healthy = asyncio.run(check_health(settings))
         print("healthy" if healthy else "no recent heartbeat from a worker on this host")
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as error:
         if _is_user_error(error):
-            print(f"wanderlens: error: {error}", file=sys.stderr)
+            print(f"wanderlens: error: {_one_line(error)}", file=sys.stderr)
             return 2
         raise
 
@@ -246,13 +247,20 @@ USER_ERRORS = frozenset(
 )
 
 
-def _is_user_error(error: Exception) -> bool:
+def _one_line(error: Exception) -> str:
     from pydantic import ValidationError
 
     if isinstance(error, ValidationError):
         from wanderlens.settings import settings_error_line
 
-        error.args = (settings_error_line(error),)
+        return settings_error_line(error)
+    return " ".join(str(error).split())
+
+
+def _is_user_error(error: Exception) -> bool:
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
         return True
     if isinstance(error, FileNotFoundError):
         return True

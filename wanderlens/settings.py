@@ -88,6 +88,12 @@ class BotSettings(_RedisClient):
     max_queue: int = Field(200, ge=1, description="Queued jobs beyond which users are told the bot is busy.")
     photos_per_minute: int = Field(10, ge=1, le=600, description="Photos one user may send per minute.")
     photo_ttl_s: int = Field(300, ge=10, description="How long a submitted photo waits in Redis for a worker.")
+
+    @field_validator("telegram_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     bot_instance: str = Field(
         default_factory=lambda: f"{socket.gethostname()}", description="Name of this bot process's reply list."
     )
@@ -103,18 +109,28 @@ def settings_error_line(error: ValidationError) -> str:
 
 
 def env_example() -> str:
-    """The text of `.env.example`: every setting with its description and default."""
-    lines = ["# Wanderlens configuration. Copy to .env and edit; real environment variables win over this file.", ""]
+    """The text of `.env.example`: every setting, commented out at its default, with what it does."""
+    lines = [
+        "# Wanderlens configuration: copy to .env, then uncomment and edit what you need.",
+        "# Real environment variables win over this file. Regenerate it with `wanderlens settings`.",
+        "",
+    ]
+    seen: set[str] = set()
     for settings_class in (BotSettings, WorkerSettings):
         lines.append(f"# --- {settings_class.__doc__}")
         for name, info in settings_class.model_fields.items():
             alias = info.validation_alias
             env_name = alias.choices[0] if isinstance(alias, AliasChoices) else f"WANDERLENS_{name.upper()}"
-            default = info.get_default(call_default_factory=False)
-            shown = "" if default is None or info.default_factory is not None else str(default)
+            if env_name in seen:
+                continue
+            seen.add(env_name)
+            if info.default_factory is not None:
+                shown = "(this machine's host name)" if name in ("consumer", "bot_instance") else ""
+            else:
+                shown = "" if info.default is None else str(info.default)
             if name == "weights_cache":
                 shown = "~/.cache/wanderlens/weights"
             lines.append(f"# {info.description}")
-            lines.append(f"{'# ' if not shown else ''}{env_name}={shown}")
+            lines.append(f"# {env_name}={shown}")
         lines.append("")
     return "\n".join(lines)
