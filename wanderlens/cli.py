@@ -145,7 +145,9 @@ def cmd_bot(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from wanderlens.up import run_up
 
-    return run_up(catalog=args.catalog, data_dir=args.data, playground_port=args.port)
+    return run_up(
+        catalog=args.catalog, data_dir=args.data, playground_port=args.port, playground=args.command == "playground"
+    )
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
@@ -211,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--data", type=Path, default=Path("data"), help="folder for the index and Redis's data")
     up.add_argument("--port", type=int, default=8080, help="playground port when there is no TELEGRAM_TOKEN")
     up.set_defaults(handler=cmd_up)
+
+    playground = commands.add_parser(
+        "playground", help="like `up`, but always with the local chat page, never Telegram"
+    )
+    playground.add_argument("--catalog", type=Path, help="catalog folder (default: WANDERLENS_CATALOG_DIR)")
+    playground.add_argument("--data", type=Path, default=Path("data"), help="folder for the index and Redis's data")
+    playground.add_argument("--port", type=int, default=8080, help="the chat page's port")
+    playground.set_defaults(handler=cmd_up)
 
     settings = commands.add_parser("settings", help="print every setting with its default (.env.example)")
     settings.set_defaults(handler=cmd_settings)

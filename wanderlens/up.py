@@ -141,7 +141,7 @@ def _index(catalog_dir: Path, index_dir: Path, settings: WorkerSettings, env: di
         raise UpError("indexing the catalog failed (see the messages above)")
 
 
-def run_up(*, catalog: Path | None, data_dir: Path, playground_port: int) -> int:
+def run_up(*, catalog: Path | None, data_dir: Path, playground_port: int, playground: bool = False) -> int:
     bot_settings, worker_settings = BotSettings(), WorkerSettings()
     catalog_dir = catalog or bot_settings.catalog_dir
     if not catalog_dir.is_dir():
@@ -202,7 +202,7 @@ def run_up(*, catalog: Path | None, data_dir: Path, playground_port: int) -> int
         worker = supervisor.start("worker", [*wanderlens, "worker"], env)
         _say("waiting for the worker to load the model and the index…")
         _wait_for_worker(redis_url, worker)
-        if bot_settings.telegram_token is None:
+        if playground or bot_settings.telegram_token is None:
             from playground.serve import DEFAULT_TOKEN
 
             supervisor.start("playground", [sys.executable, "-m", "playground", "--port", str(playground_port)], env)
@@ -213,7 +213,8 @@ def run_up(*, catalog: Path | None, data_dir: Path, playground_port: int) -> int
             )
             _wait_for_port(playground_port)
             supervisor.start("bot", [*wanderlens, "bot"], env)
-            _say(f"no TELEGRAM_TOKEN: try the bot in your browser at http://127.0.0.1:{playground_port}")
+            why = "playground" if playground else "no TELEGRAM_TOKEN"
+            _say(f"{why}: try the bot in your browser at http://127.0.0.1:{playground_port}")
         else:
             supervisor.start("bot", [*wanderlens, "bot"], env)
             _say("the bot is running on Telegram: send it a photo")
