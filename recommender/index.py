@@ -309,7 +309,13 @@ def build_index(
     ):
         current = read_manifest(out_dir)
         assert current is not None
-        unchanged = replace(current, extracted=0, reused=len(kept), problems=tuple(str(p) for p in problems))
+        unchanged = replace(
+            current,
+            extracted=0,
+            reused=len(kept),
+            build_seconds=round(time.perf_counter() - started, 3),
+            problems=tuple(str(p) for p in problems),
+        )
         return BuildReport(unchanged, previous.path, tuple(problems))
     matrix = np.stack([vectors[d.id] for d in kept]).astype(np.float32)
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
