@@ -5,13 +5,14 @@
     id, image, name, city, country, lat, lon, description, tags, credit, licence
 
 ``image`` is a path relative to the folder. Without a CSV every photo in the folder is a destination named after
-its file ("lake_bled.jpg" -> "Lake Bled"). Problems are collected with their line numbers and reported together;
+its file ("lake_bled.jpg" -> "Lake bled"). Problems are collected with their line numbers and reported together;
 a row with a problem is left out of the catalog, but never silently.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
 from collections.abc import Iterable
@@ -147,7 +148,11 @@ def name_from_filename(path: str) -> str:
 
 
 def id_from_path(path: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.:-]+", "-", str(Path(path).with_suffix("")).replace("\\", "/")).strip("-")[:128]
+    """A readable id from a file path; names with no usable letters (e.g. 日本.jpg) get a stable hashed id."""
+    readable = re.sub(r"[^A-Za-z0-9_.:-]+", "-", str(Path(path).with_suffix("")).replace("\\", "/")).strip("-_.:")
+    if _ID_PATTERN.match(readable[:128]) and any(c.isalnum() for c in readable):
+        return readable[:128]
+    return "photo-" + hashlib.sha1(path.encode("utf-8")).hexdigest()[:12]
 
 
 def load_catalog(root: str | Path) -> Catalog:

@@ -53,10 +53,19 @@ def read_manifest(manifest: str | Path) -> list[LabelledPhoto]:
             LabelledPhoto(
                 path=manifest.parent / row["path"],
                 label=row["label"],
-                is_query=(row["is_query"].strip() in ("1", "true", "True")) if has_queries else True,
+                is_query=_truthy(row.get("is_query")) if has_queries else True,
             )
             for row in reader
         ]
+
+
+def _truthy(value: str | None) -> bool:
+    text = (value or "").strip().lower()
+    if text in ("1", "true", "yes", "y"):
+        return True
+    if text in ("", "0", "false", "no", "n"):
+        return False
+    raise ValueError(f"is_query must be 1/0, true/false or yes/no. Received: {value!r}")
 
 
 def average_precision(relevant_in_rank_order: np.ndarray, total_relevant: int) -> float:

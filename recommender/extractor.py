@@ -44,7 +44,8 @@ def compile_for_backend(fn: Callable[..., object]) -> Callable[..., object]:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, reduce_retracing=True)
+        # One graph per bucket: each is traced once at warm-up (shapes are fixed, so no retracing later).
+        return tf.function(fn)
     if backend == "jax":
         import jax
 
@@ -114,6 +115,8 @@ class Extractor:
     def embed(self, images: np.ndarray) -> Embedded:
         """Fingerprints of a uint8 batch (n, S, S, 3) of RGB photos already sized by `images.to_model_input`."""
         expected = (self.input_size, self.input_size, 3)
+        if images.dtype != np.uint8:
+            raise ValueError(f"expected uint8 pixels (0..255). Received: dtype={images.dtype}")
         if images.ndim != 4 or images.shape[1:] != expected:
             raise ValueError(f"expected a batch of shape (n, *{expected}). Received: shape={images.shape}")
         vectors: list[np.ndarray] = []

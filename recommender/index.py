@@ -202,15 +202,30 @@ def open_index(
         raise IndexUnavailable(f"index format {manifest.format} is not supported; rebuild it. Received: {folder}")
     if expected is not None and manifest.fingerprint != expected:
         raise FingerprintMismatch(manifest.fingerprint, expected)
-    rows = [json.loads(line) for line in (folder / "destinations.jsonl").read_text("utf-8").splitlines() if line]
-    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
-    groups_path = folder / "duplicates.npy"
+    try:
+        rows = [json.loads(line) for line in (folder / "destinations.jsonl").read_text("utf-8").splitlines() if line]
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        groups_path = folder / "duplicates.npy"
+        groups = np.load(groups_path) if groups_path.exists() else None
+        destinations = tuple(Destination.from_dict(row) for row in rows)
+        hashes = tuple(str(row["content_hash"]) for row in rows)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise IndexUnavailable(f"index version {version} is damaged; rebuild it. Received: {error}") from error
+    if (
+        not (len(rows) == len(vectors) == manifest.count)
+        or vectors.ndim != 2
+        or vectors.shape[1] != manifest.fingerprint.dim
+    ):
+        raise IndexUnavailable(
+            f"index version {version} is incomplete; rebuild it. Received: {len(rows)} destinations, "
+            f"vectors {vectors.shape}, manifest count {manifest.count}"
+        )
     return DestinationIndex(
         fingerprint=manifest.fingerprint,
-        destinations=tuple(Destination.from_dict(row) for row in rows),
+        destinations=destinations,
         vectors=vectors,
-        content_hashes=tuple(str(row["content_hash"]) for row in rows),
-        duplicate_groups=np.load(groups_path) if groups_path.exists() else None,
+        content_hashes=hashes,
+        duplicate_groups=groups,
         version=version,
         path=folder,
         use_accelerator=use_accelerator,

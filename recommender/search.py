@@ -120,6 +120,10 @@ def top_k(similarity: np.ndarray, k: int, *, exclude: Collection[int] = ()) -> l
     if want <= 0:
         return []
     candidates = np.argpartition(-similarity, want - 1)[:want] if want < len(similarity) else np.arange(want)
+    if want < len(similarity):
+        # argpartition keeps an arbitrary few of the rows tied with the last score, in arbitrary order: keep them
+        # all, in position order, so that ties rank by position whatever k is (pages then never overlap).
+        candidates = np.flatnonzero(similarity >= similarity[candidates].min())
     ordered = candidates[np.argsort(-similarity[candidates], kind="stable")]
     matches = [Match(int(i), float(similarity[i])) for i in ordered if int(i) not in exclude]
     return matches[:k]

@@ -88,8 +88,9 @@ def rank_for_group(
     thresholds = np.quantile(raw, fit_quantile, axis=1)
     mean, least = standard.mean(axis=0), standard.min(axis=0)
     score = {"mean": mean, "least_misery": least, "fair": (mean + least) / 2}[strategy].copy()
-    score[list(exclude)] = -np.inf
-    order = np.argsort(-score, kind="stable")[: max(0, min(k, len(score) - len(set(exclude))))]
+    excluded = [i for i in exclude if 0 <= i < len(score)]
+    score[excluded] = -np.inf
+    order = np.argsort(-score, kind="stable")[: max(0, min(k, len(score) - len(set(excluded))))]
     return [
         GroupCandidate(
             position=int(i),

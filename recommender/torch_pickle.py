@@ -59,14 +59,28 @@ class _TensorRef:
     stride: tuple[int, ...]
 
     def materialise(self) -> np.ndarray:
-        if self.storage.data is None:
+        if not isinstance(self.storage, _Storage) or self.storage.data is None:
             raise pickle.UnpicklingError("tensor storage was never read from the file")
+        if not _inside(self.storage.numel, self.offset, self.shape, self.stride):
+            raise UnsafePickleError(
+                f"tensor reaches outside its storage of {self.storage.numel} elements. "
+                f"Received: offset={self.offset}, shape={self.shape}, stride={self.stride}"
+            )
         itemsize = self.storage.dtype.itemsize
         base = self.storage.data[self.offset :]
         view = np.lib.stride_tricks.as_strided(
             base, shape=self.shape, strides=tuple(s * itemsize for s in self.stride), writeable=False
         )
         return np.ascontiguousarray(view)
+
+
+def _inside(numel: int, offset: int, shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    """Whether every element of the view lies in a storage of ``numel`` elements (as_strided never checks)."""
+    if len(shape) != len(stride) or offset < 0 or min((*shape, *stride), default=0) < 0:
+        return False
+    if 0 in shape:
+        return offset <= numel
+    return offset + sum((n - 1) * s for n, s in zip(shape, stride, strict=True)) < numel
 
 
 def _rebuild_tensor_v2(
@@ -148,11 +162,19 @@ def load_state_dict(path: str | Path, *, expected_sha256: str | None = None) -> 
         sys_info = _HeaderUnpickler(file).load()
         if not isinstance(sys_info, dict) or not sys_info.get("little_endian", False):
             raise ValueError(f"only little-endian torch files are supported. Received: {sys_info!r:.80}")
-        state = _StateDictUnpickler(file, storages).load()
-        keys = _HeaderUnpickler(file).load()
+        try:
+            state = _StateDictUnpickler(file, storages).load()
+            keys = _HeaderUnpickler(file).load()
+        except EOFError as error:
+            raise ValueError(f"file ends inside its pickle. Received: {path.name}") from error
         for key in keys:
-            storage = storages[key]
-            count = int(np.frombuffer(file.read(8), dtype="<i8")[0])
+            storage = storages.get(key)
+            if storage is None:
+                raise ValueError(f"file lists a storage its tensors never use. Received: key={key!r:.40}")
+            head = file.read(8)
+            if len(head) != 8:
+                raise ValueError(f"file ends before storage {key}. Received: {path.name}")
+            count = int.from_bytes(head, "little", signed=True)
             if count != storage.numel:
                 raise ValueError(f"storage {key} size mismatch. Received: {count} != {storage.numel}")
             raw = file.read(count * storage.dtype.itemsize)

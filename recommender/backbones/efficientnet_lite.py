@@ -122,6 +122,7 @@ def build_efficientnet_lite(
     include_top: bool = True,
     pooling: str = "avg",
     gem_p: float = 3.0,
+    input_size: int | None = None,
 ) -> keras.Model:
     """EfficientNet-Lite as a Keras model.
 
@@ -139,7 +140,8 @@ def build_efficientnet_lite(
     expected = spec.sha256 if weights == "default" else None
     state = load_state_dict(path, expected_sha256=expected)
 
-    inputs = keras.Input((spec.input_size, spec.input_size, 3), dtype="float32", name="image")
+    size = input_size or spec.input_size  # every layer is convolutional: other sizes work with the same weights
+    inputs = keras.Input((size, size, 3), dtype="float32", name="image")
     x = layers.Rescaling(1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD, name="scale")(inputs)
     loaded: list[tuple[layers.Layer, list[np.ndarray]]] = []
 
