@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from wanderlens.logs import setup_logging
+
 logger = logging.getLogger("wanderlens")
 
 
@@ -24,16 +26,6 @@ def _one_blas_thread() -> None:
     # OpenBLAS threads only spin after each product and steal the cores TensorFlow needs for the next batch.
     # It must be set before numpy is first imported.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # Request URLs carry the bot token: keep the HTTP client's per-request lines out of the logs.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 # --------------------------------------------------------------------------------------------- recommender
@@ -239,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_tensorflow()
     if args.command == "worker":
         _one_blas_thread()
-    setup_logging(args.verbose)
     try:
+        from wanderlens.settings import LogSettings
+
+        setup_logging(verbose=args.verbose, json_lines=LogSettings().log_format == "json")
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130

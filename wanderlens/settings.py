@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -22,6 +23,16 @@ _CONFIG = SettingsConfigDict(
     frozen=True,
     populate_by_name=True,
 )
+
+
+class LogSettings(BaseSettings):
+    """Logging, for every command."""
+
+    model_config = _CONFIG
+
+    log_format: Literal["text", "json"] = Field(
+        "text", description="'text' for people, 'json' for one JSON object per line (job ids as fields)."
+    )
 
 
 class _RedisClient(BaseSettings):
@@ -116,7 +127,7 @@ def env_example() -> str:
         "",
     ]
     seen: set[str] = set()
-    for settings_class in (BotSettings, WorkerSettings):
+    for settings_class in (BotSettings, WorkerSettings, LogSettings):
         lines.append(f"# --- {settings_class.__doc__}")
         for name, info in settings_class.model_fields.items():
             alias = info.validation_alias

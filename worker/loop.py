@@ -116,7 +116,17 @@ class Worker:
 
     async def run(self, *, burst: bool = False) -> None:
         """Serve until ``stop()``; with ``burst`` return as soon as the stream has nothing left to do."""
-        await self._ensure_group()
+        backoff = 0.5
+        while True:
+            try:
+                await self._ensure_group()
+                break
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                if self._stopping.is_set():
+                    return
+                logger.warning("waiting for Redis (%s); retrying in %.1fs", error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
         self._describe_model()
         batches: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
         heartbeat = asyncio.create_task(self._heartbeat(), name=f"Worker:{self.consumer}:heartbeat")
@@ -304,7 +314,7 @@ class Worker:
         try:
             delivery.pixels = await loop.run_in_executor(self._decode_pool, load_for_model, data, size)
         except UnsupportedImage as error:
-            logger.info("job %s: unusable photo: %s", job.id, error)
+            logger.info("job %s: unusable photo: %s", job.id, error, extra={"job_id": job.id, "kind": job.kind})
             delivery.reply = p.Reply(job.id, job.kind, error=p.BAD_IMAGE, message=error.user_message)
 
     # ------------------------------------------------------------------------------------------ processing
@@ -320,7 +330,12 @@ class Worker:
                 reply = delivery.reply or await self._handle(ctx, delivery)
             except Exception:
                 # Left unacknowledged on purpose: it is retried, and dead-lettered after max_deliveries.
-                logger.exception("job %s (%s) failed; it will be retried", job.id, job.kind)
+                logger.exception(
+                    "job %s (%s) failed; it will be retried",
+                    job.id,
+                    job.kind,
+                    extra={"job_id": job.id, "kind": job.kind},
+                )
                 self.metrics.jobs.labels(job.kind, "error").inc()
                 continue
             if reply is None:
@@ -329,11 +344,17 @@ class Worker:
         finished = time.perf_counter()
         self.metrics.stage_seconds.labels("forward").observe(embedded_at - started)
         self.metrics.stage_seconds.labels("handlers").observe(finished - embedded_at)
+        forward_ms, handlers_ms = 1000 * (embedded_at - started), 1000 * (finished - embedded_at)
         logger.info(
             "batch of %d: forward %.1f ms, handlers %.1f ms",
             len(batch.deliveries),
-            1000 * (embedded_at - started),
-            1000 * (finished - embedded_at),
+            forward_ms,
+            handlers_ms,
+            extra={
+                "batch_size": len(batch.deliveries),
+                "forward_ms": round(forward_ms, 2),
+                "handlers_ms": round(handlers_ms, 2),
+            },
         )
 
     async def _embed(self, batch: _Batch) -> None:
@@ -390,12 +411,18 @@ class Worker:
             logger.info("job %s was already answered; acknowledged only", job.id)
         self.metrics.jobs.labels(job.kind, outcome).inc()
         self.metrics.latency.labels(job.kind).observe(max(0.0, time.time() - job.created))
-        logger.debug("job %s %s -> %s", job.id, job.kind, outcome)
+        logger.info(
+            "job %s %s -> %s",
+            job.id,
+            job.kind,
+            outcome,
+            extra={"job_id": job.id, "kind": job.kind, "chat_id": job.chat_id, "outcome": outcome},
+        )
 
     async def _dead_letter(self, entry_id: str, fields: dict[Any, Any], reason: str) -> None:
         record = {**{_text(k): _text(v) for k, v in fields.items()}, "entry": entry_id, "reason": reason}
         await self.redis.xadd(p.DEAD_LETTER_STREAM, record, maxlen=p.DEAD_LETTER_MAXLEN, approximate=True)
-        logger.error("job entry %s dead-lettered: %s", entry_id, reason)
+        logger.error("job entry %s dead-lettered: %s", entry_id, reason, extra={"entry_id": entry_id})
 
     # ------------------------------------------------------------------------------------------ hot reload
 

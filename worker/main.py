@@ -10,6 +10,7 @@ import socket
 import time
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from wanderlens.settings import WorkerSettings
 from worker import protocol as p
@@ -62,10 +63,13 @@ async def serve(settings: WorkerSettings) -> None:
 
 async def check_health(settings: WorkerSettings) -> bool:
     """True when a worker on this host has sent a heartbeat recently (its key expires otherwise)."""
-    async with Redis.from_url(settings.redis_url, socket_timeout=3) as redis:
-        host = socket.gethostname()
-        async for key in redis.scan_iter(match=p.health_key(f"{host}-*")):
-            raw = await redis.get(key)
-            if raw and time.time() - json.loads(raw)["at"] < settings.heartbeat_s * 3:
-                return True
+    try:
+        async with Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3) as redis:
+            host = socket.gethostname()
+            async for key in redis.scan_iter(match=p.health_key(f"{host}-*")):
+                raw = await redis.get(key)
+                if raw and time.time() - json.loads(raw)["at"] < settings.heartbeat_s * 3:
+                    return True
+    except RedisError as error:
+        logger.error("cannot reach Redis for the health check: %s", error)
     return False
