@@ -9,13 +9,15 @@ itself is left out, average precision over the whole ranking). Without it every 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recommender.pipeline import embed_paths
+from recommender.refine import DEFAULT_REFINE, RefineOptions, expand_query, refine_catalog, unit
 
 if TYPE_CHECKING:
     from recommender.extractor import Extractor
@@ -77,10 +79,22 @@ def average_precision(relevant_in_rank_order: np.ndarray, total_relevant: int) -
     return float(np.sum(hits[ranks - 1] / ranks) / total_relevant)
 
 
-def retrieval_metrics(vectors: np.ndarray, labels: list[str], is_query: list[bool]) -> EvalReport:
-    """Rank every other row for each query row by cosine similarity and score the rankings."""
+def retrieval_metrics(
+    vectors: np.ndarray,
+    labels: list[str],
+    is_query: list[bool],
+    *,
+    query_views: Sequence[np.ndarray] = (),
+) -> EvalReport:
+    """Rank every other row for each query row by cosine similarity and score the rankings.
+
+    ``query_views``: other versions of every row to query with (expanded, or rotated photos); each catalog
+    row then counts with its best similarity to any view.
+    """
     label_ids = np.unique(np.asarray(labels), return_inverse=True)[1]
-    similarity = vectors @ vectors.T
+    similarity = vectors @ vectors.T if not query_views else query_views[0] @ vectors.T
+    for view in query_views[1:]:
+        similarity = np.maximum(similarity, view @ vectors.T)
     aps, p1, p5 = [], [], []
     for query in np.flatnonzero(is_query):
         scores = similarity[query].copy()
@@ -103,25 +117,42 @@ def retrieval_metrics(vectors: np.ndarray, labels: list[str], is_query: list[boo
 
 
 def evaluate_manifest(
-    manifest: str | Path, extractor: Extractor, *, batch_size: int = 32, progress: bool = True
+    manifest: str | Path,
+    extractor: Extractor,
+    *,
+    refine: RefineOptions = DEFAULT_REFINE,
+    rotations: bool = False,
+    batch_size: int = 32,
+    progress: bool = True,
 ) -> EvalReport:
-    """Embed every photo of the manifest with ``extractor`` and measure retrieval quality."""
+    """Embed every photo of the manifest with ``extractor`` and measure retrieval quality.
+
+    The photos are the catalog: ``refine`` (whitening, DBA, QE) is learned from and applied to them as an
+    index build would. With ``rotations`` each query is also tried turned a quarter left and right.
+    """
     photos = read_manifest(manifest)
     embedded = embed_paths([p.path for p in photos], extractor, batch_size=batch_size, progress=progress)
     kept = sorted(embedded.vectors)
     if not kept:
         raise ValueError(f"no photo of the manifest could be read. Received: {manifest}")
+    raw = np.stack([embedded.vectors[i] for i in kept])
+    database, whitening = refine_catalog(raw, refine)
+
+    def prepare(views: np.ndarray) -> np.ndarray:
+        queries = whitening.apply(views) if whitening is not None else unit(views)
+        # The query is one of the catalog's own rows here: leave it out of its own expansion.
+        return expand_query(queries, database, refine.query_expansion, refine.alpha, skip_same_row=True)
+
+    views = [prepare(raw)]
+    if rotations:
+        for turns in (1, 3):
+            turned = np.stack([np.rot90(extractor.preprocess(photos[i].path), turns) for i in kept])
+            views.append(prepare(extractor.embed(np.ascontiguousarray(turned)).vectors))
     report = retrieval_metrics(
-        np.stack([embedded.vectors[i] for i in kept]),
+        database,
         [photos[i].label for i in kept],
         [photos[i].is_query for i in kept],
+        query_views=views,
     )
     failures = tuple(f"{photos[i].path}: {why}" for i, why in sorted(embedded.failures.items()))
-    return EvalReport(
-        report.queries,
-        report.database,
-        report.mean_average_precision,
-        report.precision_at_1,
-        report.precision_at_5,
-        failures,
-    )
+    return replace(report, failures=failures)

@@ -8,6 +8,7 @@ one is padded, so the number of traced graphs stays small and every one of them 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,8 @@ import numpy as np
 from keras import ops
 
 from recommender.backbones import LoadedBackbone
-from recommender.fingerprint import BackboneFingerprint
+from recommender.fingerprint import BackboneFingerprint, ExtractionOptions
+from recommender.images import load_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,6 @@ def compile_for_backend(fn: Callable[..., object]) -> Callable[..., object]:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        # One graph per bucket: each is traced once at warm-up (shapes are fixed, so no retracing later).
         return tf.function(fn)
     if backend == "jax":
         import jax
@@ -76,7 +77,8 @@ class Extractor:
         self.backbone = backbone
         self.buckets = tuple(buckets)
         self.hint_count = hints if backbone.labels else 0
-        self._step = compile_for_backend(self._forward)
+        # One compiled step per bucket, each traced once: a new shape never recompiles a step in use.
+        self._steps = {bucket: compile_for_backend(self._forward) for bucket in self.buckets}
 
     @property
     def fingerprint(self) -> BackboneFingerprint:
@@ -85,6 +87,14 @@ class Extractor:
     @property
     def input_size(self) -> int:
         return self.backbone.fingerprint.input_size
+
+    @property
+    def options(self) -> ExtractionOptions:
+        return self.backbone.options
+
+    def preprocess(self, source: bytes | bytearray | memoryview | str | os.PathLike[str]) -> np.ndarray:
+        """Decode, straighten and size one photo for this backbone: uint8 (S, S, 3). Thread-safe."""
+        return load_for_model(source, self.input_size, trim=self.backbone.trim_borders)
 
     @property
     def max_batch(self) -> int:
@@ -106,7 +116,7 @@ class Extractor:
         """Trace and run every bucket once, so that no user request pays for compilation."""
         size = self.input_size
         for bucket in self.buckets:
-            self._step(np.zeros((bucket, size, size, 3), dtype=np.uint8))
+            self._steps[bucket](np.zeros((bucket, size, size, 3), dtype=np.uint8))
         logger.info("extractor %s warmed up for batch sizes %s", self.fingerprint.name, self.buckets)
 
     def bucket_for(self, count: int) -> int:
@@ -128,7 +138,7 @@ class Extractor:
             if bucket != len(chunk):
                 padded = np.zeros((bucket, *expected), dtype=np.uint8)
                 padded[: len(chunk)] = chunk
-            chunk_vectors, top_p, top_i = (ops.convert_to_numpy(t) for t in self._step(padded))
+            chunk_vectors, top_p, top_i = (ops.convert_to_numpy(t) for t in self._steps[bucket](padded))
             vectors.append(np.asarray(chunk_vectors[: len(chunk)], dtype=np.float32))
             hints.extend(self._hints(top_p[: len(chunk)], top_i[: len(chunk)]))
         if not vectors:

@@ -42,6 +42,27 @@ class BackboneFingerprint:
         return f"{self.name} ({self.layer}, {self.dim}-d, {self.input_size}px, weights {self.weights_sha256[:12]})"
 
 
+@dataclass(frozen=True)
+class ExtractionOptions:
+    """How a backbone turns a photo into its fingerprint, beyond its weights: kept in the index so that the
+    worker extracts queries exactly as the catalog was extracted."""
+
+    pooling: str = "avg"  # "avg" or "gem" (generalised mean, p=3)
+    scales: tuple[float, ...] = (1.0,)  # extra views of the photo, shrunk by each factor
+    trim_borders: bool = True  # cut flat white/black bands (letterboxing, frames) before resizing
+
+    def to_dict(self) -> dict[str, object]:
+        return {"pooling": self.pooling, "scales": list(self.scales), "trim_borders": self.trim_borders}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> ExtractionOptions:
+        return cls(
+            pooling=str(data.get("pooling", "avg")),
+            scales=tuple(float(f) for f in data.get("scales", (1.0,))),  # type: ignore[union-attr]
+            trim_borders=bool(data.get("trim_borders", False)),
+        )
+
+
 class FingerprintMismatch(ValueError):
     """An index built with one backbone was asked to serve queries embedded by another."""
 

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recommender.catalog import Catalog, CatalogProblem, Destination
-from recommender.fingerprint import BackboneFingerprint, FingerprintMismatch
+from recommender.fingerprint import BackboneFingerprint, ExtractionOptions, FingerprintMismatch
 from recommender.images import content_hash
 from recommender.pipeline import embed_paths
-from recommender.search import ExactIndex, Match, collapse_duplicates, near_duplicate_groups
+from recommender.refine import DEFAULT_REFINE, NO_REFINE, RefineOptions, Whitening, refine_catalog, unit
+from recommender.search import ExactIndex, Match, collapse_duplicates, near_duplicate_groups, top_k
 
 if TYPE_CHECKING:
     from recommender.extractor import Extractor
@@ -60,11 +61,15 @@ class IndexManifest:
     extracted: int
     reused: int
     problems: tuple[str, ...] = ()
+    refine: RefineOptions = NO_REFINE
+    extraction: ExtractionOptions = field(default_factory=ExtractionOptions)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["fingerprint"] = self.fingerprint.to_dict()
         data["problems"] = list(self.problems)
+        data["refine"] = self.refine.to_dict()
+        data["extraction"] = self.extraction.to_dict()
         return data
 
     @classmethod
@@ -80,6 +85,8 @@ class IndexManifest:
             extracted=int(data["extracted"]),  # type: ignore[arg-type]
             reused=int(data["reused"]),  # type: ignore[arg-type]
             problems=tuple(str(p) for p in data.get("problems", ())),  # type: ignore[union-attr]
+            refine=RefineOptions.from_dict(data.get("refine") or {}),  # type: ignore[arg-type]
+            extraction=ExtractionOptions.from_dict(data.get("extraction") or {}),  # type: ignore[arg-type]
         )
 
 
@@ -91,7 +98,11 @@ class Result:
 
 @dataclass
 class DestinationIndex:
-    """Destinations with their unit fingerprints, searchable by cosine similarity."""
+    """Destinations with their unit fingerprints, searchable by cosine similarity.
+
+    ``vectors`` are the refined vectors that are searched (see ``recommender.refine``); ``raw_vectors`` the
+    extractor's own output, kept so that a rebuild can reuse them. Queries go through ``prepare_queries``.
+    """
 
     fingerprint: BackboneFingerprint
     destinations: tuple[Destination, ...]
@@ -101,6 +112,9 @@ class DestinationIndex:
     version: str = "in-memory"
     path: Path | None = None
     use_accelerator: bool = True
+    raw_vectors: np.ndarray | None = None
+    whitening: Whitening | None = None
+    refine: RefineOptions = NO_REFINE
     _search: ExactIndex = field(init=False, repr=False)
     _positions: dict[str, int] = field(init=False, repr=False)
 
@@ -127,6 +141,23 @@ class DestinationIndex:
         position = self._positions.get(destination_id)
         return self.destinations[position] if position is not None else None
 
+    def prepare_queries(self, raw: np.ndarray) -> np.ndarray:
+        """Extractor output -> the space the catalog is searched in (the catalog's whitening, if any)."""
+        raw = np.atleast_2d(np.asarray(raw, dtype=np.float32))
+        return self.whitening.apply(raw) if self.whitening is not None else unit(raw)
+
+    def _expanded(self, queries: np.ndarray) -> np.ndarray:
+        """alpha-QE: each query pulled toward its best results, before the search that counts."""
+        k = self.refine.query_expansion
+        if k <= 0 or len(self) == 0:
+            return queries
+        expanded = []
+        for query, matches in zip(queries, self._search.search(queries, min(k, len(self))), strict=True):
+            neighbours = self._search.vectors([m.position for m in matches])
+            weights = np.power(np.maximum([m.score for m in matches], 0.0), self.refine.alpha)[:, None]
+            expanded.append(query + (weights * neighbours).sum(axis=0))
+        return unit(np.stack(expanded))
+
     def vectors_of(self, destination_ids: Sequence[str]) -> np.ndarray:
         positions = [p for i in destination_ids if (p := self._positions.get(i)) is not None]
         return self._search.vectors(positions) if positions else np.zeros((0, self._search.dim), np.float32)
@@ -145,7 +176,7 @@ class DestinationIndex:
         ``exclude`` holds destination ids per query (already shown, or the query photo itself); near-duplicate
         catalog photos are collapsed to their best one unless ``collapse`` is off.
         """
-        queries = np.atleast_2d(queries)
+        queries = self._expanded(np.atleast_2d(queries))
         excluded_positions = [
             {p for i in ids if (p := self._positions.get(i)) is not None} for ids in (exclude or [()] * len(queries))
         ]
@@ -160,9 +191,17 @@ class DestinationIndex:
         return results
 
     def rank_positions(self, query: np.ndarray, limit: int, *, exclude: Collection[str] = ()) -> list[Match]:
-        """The best ``limit`` rows for one query, duplicates collapsed: what a result list pages through."""
+        """The best ``limit`` rows for one query, duplicates collapsed: what a result list pages through.
+
+        Several rows in ``query`` are views of one photo (turned sideways, say): each catalog photo then
+        counts with its best similarity to any of them.
+        """
         excluded = {p for i in exclude if (p := self._positions.get(i)) is not None}
-        matches = self._search.search(np.atleast_2d(query), min(len(self), limit * 2), exclude=[excluded])[0]
+        views = self._expanded(np.atleast_2d(query))
+        if len(views) == 1:
+            matches = self._search.search(views, min(len(self), limit * 2), exclude=[excluded])[0]
+        else:
+            matches = top_k(self._search.scores(views).max(axis=0), min(len(self), limit * 2), exclude=excluded)
         return collapse_duplicates(matches, self.duplicate_groups)[:limit]
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
@@ -205,6 +244,9 @@ def open_index(
     try:
         rows = [json.loads(line) for line in (folder / "destinations.jsonl").read_text("utf-8").splitlines() if line]
         vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        raw_path, whitening_path = folder / "raw.npy", folder / "whitening.npz"
+        raw = np.load(raw_path, mmap_mode="r") if raw_path.exists() else vectors
+        whitening = Whitening.load(whitening_path) if whitening_path.exists() else None
         groups_path = folder / "duplicates.npy"
         groups = np.load(groups_path) if groups_path.exists() else None
         destinations = tuple(Destination.from_dict(row) for row in rows)
@@ -229,6 +271,9 @@ def open_index(
         version=version,
         path=folder,
         use_accelerator=use_accelerator,
+        raw_vectors=raw,
+        whitening=whitening,
+        refine=manifest.refine,
     )
 
 
@@ -272,6 +317,7 @@ def build_index(
     batch_size: int = 32,
     decode_workers: int = 2,
     progress: bool = True,
+    refine: RefineOptions = DEFAULT_REFINE,
 ) -> BuildReport:
     """Fingerprint every destination's photo (reusing vectors of unchanged photos) and publish a new version.
 
@@ -296,7 +342,7 @@ def build_index(
             continue
         hashes[destination.id] = digest
         if previous is not None and digest in reusable:
-            vectors[destination.id] = np.asarray(previous.vectors[reusable[digest]])
+            vectors[destination.id] = np.asarray(previous.raw_vectors[reusable[digest]])  # type: ignore[index]
         else:
             todo.append(destination)
     reused = len(vectors)
@@ -321,6 +367,7 @@ def build_index(
         and previous.path is not None
         and tuple(kept) == previous.destinations
         and tuple(hashes[d.id] for d in kept) == previous.content_hashes
+        and previous.refine == refine
     ):
         current = read_manifest(out_dir)
         assert current is not None
@@ -345,6 +392,8 @@ def build_index(
         extracted=len(kept) - min(reused, len(kept)),
         reused=reused,
         problems=tuple(str(p) for p in problems),
+        refine=refine,
+        extraction=extractor.options,
     )
     path = _publish(out_dir, manifest, kept, [hashes[d.id] for d in kept], matrix)
     return BuildReport(manifest, path, tuple(problems))
@@ -361,7 +410,12 @@ def _publish(
     versions.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{manifest.version}-", dir=versions))
     try:
-        np.save(staging / "vectors.npy", matrix)
+        searched, whitening = refine_catalog(matrix, manifest.refine)
+        np.save(staging / "raw.npy", matrix)
+        np.save(staging / "vectors.npy", searched)
+        if whitening is not None:
+            whitening.save(staging / "whitening.npz")
+        # Near-duplicates are judged on the raw fingerprints: whitening exaggerates small differences.
         np.save(staging / "duplicates.npy", near_duplicate_groups(matrix))
         with (staging / "destinations.jsonl").open("w", encoding="utf-8") as file:
             for destination, digest in zip(destinations, hashes, strict=True):

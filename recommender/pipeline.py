@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from recommender.images import UnsupportedImage, load_for_model
+from recommender.images import UnsupportedImage
 
 if TYPE_CHECKING:
     from recommender.extractor import Extractor, SceneHint
@@ -24,29 +24,29 @@ class EmbeddedFiles:
     failures: dict[int, str]  # input position -> why it was left out
 
 
-def _decode(path: Path, size: int) -> np.ndarray | str:
+def _decode(path: Path, extractor: Extractor) -> np.ndarray | str:
     try:
-        return load_for_model(path, size)
+        return extractor.preprocess(path)
     except UnsupportedImage as error:
         return f"unreadable image: {error}"
     except OSError as error:
         return f"cannot read file: {error.strerror or error}"
 
 
-def _decoded(paths: Sequence[Path], size: int, workers: int, prefetch: int) -> Iterator[np.ndarray | str]:
+def _decoded(paths: Sequence[Path], extractor: Extractor, workers: int, prefetch: int) -> Iterator[np.ndarray | str]:
     """Decoded pixels (or a failure message) in input order, at most ``prefetch`` files ahead of the consumer."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
         pending: list[Future[np.ndarray | str]] = []
         upcoming = iter(paths)
         for path in upcoming:
-            pending.append(pool.submit(_decode, path, size))
+            pending.append(pool.submit(_decode, path, extractor))
             if len(pending) >= prefetch:
                 break
         while pending:
             yield pending.pop(0).result()
             following = next(upcoming, None)
             if following is not None:
-                pending.append(pool.submit(_decode, following, size))
+                pending.append(pool.submit(_decode, following, extractor))
 
 
 def embed_paths(
@@ -74,7 +74,7 @@ def embed_paths(
             bar.update(len(batch))
             batch.clear()
 
-    for position, decoded in enumerate(_decoded(paths, extractor.input_size, decode_workers, 2 * batch_size)):
+    for position, decoded in enumerate(_decoded(paths, extractor, decode_workers, 2 * batch_size)):
         if isinstance(decoded, str):
             failures[position] = decoded
             bar.update(1)

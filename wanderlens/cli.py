@@ -32,7 +32,6 @@ def _one_blas_thread() -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from recommender.backbones import load_backbone
     from recommender.catalog import load_catalog
     from recommender.extractor import Extractor
     from recommender.index import build_index
@@ -40,8 +39,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     for problem in catalog.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    extractor = Extractor(load_backbone(args.backbone, weights=args.weights, cache_dir=args.weights_cache))
-    report = build_index(catalog, extractor, args.out, batch_size=args.batch_size, progress=not args.no_progress)
+    extractor = Extractor(_load(args))
+    report = build_index(
+        catalog, extractor, args.out, batch_size=args.batch_size, progress=not args.no_progress, refine=_refine(args)
+    )
     for problem in report.problems[len(catalog.problems) :]:
         print(f"warning: {problem}", file=sys.stderr)
     m = report.manifest
@@ -59,7 +60,6 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     from recommender.backbones import load_backbone
     from recommender.extractor import Extractor
-    from recommender.images import load_for_model
     from recommender.index import open_index, read_manifest
     from recommender.sheet import SheetItem, contact_sheet
 
@@ -68,10 +68,20 @@ def cmd_query(args: argparse.Namespace) -> int:
         open_index(args.index)  # raises the helpful "no index" error
         return 2
     backbone = args.backbone or manifest.fingerprint.name
-    extractor = Extractor(load_backbone(backbone, weights=args.weights, cache_dir=args.weights_cache))
+    options = manifest.extraction  # queries are extracted as the catalog was
+    extractor = Extractor(
+        load_backbone(
+            backbone,
+            weights=args.weights,
+            cache_dir=args.weights_cache,
+            pooling=options.pooling,
+            scales=options.scales,
+            trim_borders=options.trim_borders,
+        )
+    )
     index = open_index(args.index, expected=extractor.fingerprint)
-    embedded = extractor.embed(load_for_model(args.photo, extractor.input_size)[np.newaxis])
-    results = index.search(embedded.vectors, args.k)[0]
+    embedded = extractor.embed(extractor.preprocess(args.photo)[np.newaxis])
+    results = index.search(index.prepare_queries(embedded.vectors), args.k)[0]
     hints = embedded.hints[0] if embedded.hints else []
     if hints:
         print("looks like: " + ", ".join(f"{h.label} ({h.probability:.0%})" for h in hints if h.probability >= 0.05))
@@ -98,20 +108,43 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from recommender.backbones import load_backbone
     from recommender.evaluation import evaluate_manifest
     from recommender.extractor import Extractor
 
-    extractor = Extractor(
-        load_backbone(args.backbone, weights=args.weights, pooling=args.pooling, cache_dir=args.weights_cache)
+    extractor = Extractor(_load(args))
+    report = evaluate_manifest(
+        args.manifest,
+        extractor,
+        refine=_refine(args),
+        rotations=args.rotations,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
     )
-    report = evaluate_manifest(args.manifest, extractor, batch_size=args.batch_size, progress=not args.no_progress)
     for failure in report.failures:
         print(f"warning: left out {failure}", file=sys.stderr)
-    print(f"backbone: {extractor.fingerprint.describe()}")
+    print(f"backbone: {extractor.fingerprint.describe()}, {extractor.options}, {_refine(args)}")
     print(f"queries: {report.queries}  database: {report.database}")
     print(report.summary_line())
     return 0
+
+
+def _load(args: argparse.Namespace) -> object:
+    from recommender.backbones import load_backbone
+
+    return load_backbone(
+        args.backbone,
+        weights=args.weights,
+        cache_dir=args.weights_cache,
+        pooling=args.pooling,
+        scales=tuple(float(f) for f in args.scales.split(",")),
+        trim_borders=not args.no_trim,
+    )
+
+
+def _refine(args: argparse.Namespace) -> object:
+    from recommender.refine import RefineOptions
+
+    return RefineOptions(whitening=args.whitening, dba=args.dba, query_expansion=args.qe)
 
 
 # --------------------------------------------------------------------------------------------- services
@@ -176,12 +209,24 @@ def build_parser() -> argparse.ArgumentParser:
             help="where downloaded weights are kept",
         )
 
+    def descriptor_options(sub: argparse.ArgumentParser) -> None:
+        group = sub.add_argument_group("descriptor (see the README's ablation table)")
+        group.add_argument("--pooling", choices=("avg", "gem"), default="avg", help="pooling of the last map")
+        group.add_argument("--scales", default="1", help="comma-separated view sizes, e.g. 1,0.71 (multi-scale)")
+        group.add_argument("--no-trim", action="store_true", help="keep flat white/black borders")
+        group.add_argument(
+            "--whitening", choices=("none", "partial", "full"), default="partial", help="learned from the catalog"
+        )
+        group.add_argument("--dba", type=int, default=0, help="database-side augmentation: neighbours (0: off)")
+        group.add_argument("--qe", type=int, default=0, help="query expansion: neighbours (0: off)")
+
     index = commands.add_parser("index", help="fingerprint a catalog folder into an index")
     index.add_argument("catalog", type=Path, help="folder of photos, optionally with catalog.csv")
     index.add_argument("--out", type=Path, required=True, help="index folder (created or updated)")
     index.add_argument("--batch-size", type=int, default=32)
     index.add_argument("--no-progress", action="store_true")
     model_options(index, default_backbone="efficientnet-lite0")
+    descriptor_options(index)
     index.set_defaults(handler=cmd_index)
 
     query = commands.add_parser("query", help="find the destinations most like a photo")
@@ -194,10 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="measure retrieval quality on a labelled manifest")
     evaluate.add_argument("--manifest", type=Path, required=True, help="CSV with path,label[,is_query]")
-    evaluate.add_argument("--pooling", choices=("avg", "gem"), default="avg")
+    evaluate.add_argument("--rotations", action="store_true", help="also query with each photo turned sideways")
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--no-progress", action="store_true")
     model_options(evaluate, default_backbone="efficientnet-lite0")
+    descriptor_options(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
     worker = commands.add_parser("worker", help="serve recommendation jobs from Redis (settings: environment)")

@@ -78,6 +78,7 @@ async def _first_page(ctx: JobContext, job: p.Job, results: ResultList) -> p.Rep
 async def recommend(ctx: JobContext, job: p.Job, query: np.ndarray, hints: tuple[str, ...]) -> p.Reply:
     """Rank the catalog for a photo, leaning toward what this person liked in this chat."""
     liked = await ctx.state.liked_ids(job.chat_id, job.user_id)
+    query = ctx.index.prepare_queries(query)[0]  # into the catalog's (whitened) space, where the likes live
     steered = steer(query, ctx.index.vectors_of(liked), weights=ctx.taste) if liked else query
     matches = ctx.index.rank_positions(steered, ctx.result_list_size)
     results = ResultList(

@@ -31,7 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recommender.extractor import Embedded
 from recommender.fingerprint import BackboneFingerprint
-from recommender.images import UnsupportedImage, content_hash, load_for_model
+from recommender.images import UnsupportedImage, content_hash
 from recommender.index import DestinationIndex, current_version, open_index
 from wanderlens.settings import WorkerSettings
 from worker import jobs
@@ -56,6 +56,8 @@ class EmbeddingModel(Protocol):
 
     @property
     def input_size(self) -> int: ...
+
+    def preprocess(self, source: bytes) -> np.ndarray: ...
 
     def embed(self, images: np.ndarray) -> Embedded: ...
 
@@ -310,9 +312,8 @@ class Worker:
         delivery.vector = await self.state.cached_vector(fingerprint, delivery.photo_hash, dim)
         if delivery.vector is not None:
             return
-        size = self.extractor.input_size
         try:
-            delivery.pixels = await loop.run_in_executor(self._decode_pool, load_for_model, data, size)
+            delivery.pixels = await loop.run_in_executor(self._decode_pool, self.extractor.preprocess, data)
         except UnsupportedImage as error:
             logger.info("job %s: unusable photo: %s", job.id, error, extra={"job_id": job.id, "kind": job.kind})
             delivery.reply = p.Reply(job.id, job.kind, error=p.BAD_IMAGE, message=error.user_message)

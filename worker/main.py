@@ -22,13 +22,27 @@ logger = logging.getLogger(__name__)
 
 def load_model_and_index(settings: WorkerSettings) -> tuple[object, object]:
     """The extractor (warmed up) and the current index, checked against each other."""
-    from recommender.backbones import load_backbone
+    from recommender.backbones import check_backbone_name, load_backbone
     from recommender.extractor import Extractor
-    from recommender.index import open_index
+    from recommender.index import open_index, read_manifest
 
-    weights = settings.weights if settings.weights != "default" else "default"
+    check_backbone_name(settings.backbone)
     started = time.perf_counter()
-    extractor = Extractor(load_backbone(settings.backbone, weights=weights, cache_dir=settings.weights_cache))
+    manifest = read_manifest(settings.index_dir)
+    if manifest is None:
+        open_index(settings.index_dir)  # raises the "no index found: build one with ..." error
+    # Queries must be extracted exactly as the catalog was: pooling, scales and border trimming come from the index.
+    options = manifest.extraction if manifest is not None else None
+    extractor = Extractor(
+        load_backbone(
+            settings.backbone,
+            weights=settings.weights,
+            cache_dir=settings.weights_cache,
+            pooling=options.pooling if options else "avg",
+            scales=options.scales if options else (1.0,),
+            trim_borders=options.trim_borders if options else True,
+        )
+    )
     index = open_index(settings.index_dir, expected=extractor.fingerprint)
     extractor.warm_up()
     logger.info(

@@ -12,12 +12,12 @@ Backbone names:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
 
-from recommender.fingerprint import BackboneFingerprint
+from recommender.fingerprint import BackboneFingerprint, ExtractionOptions
 from recommender.torch_pickle import file_sha256
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
@@ -29,12 +29,30 @@ class LoadedBackbone:
     model: keras.Model
     fingerprint: BackboneFingerprint
     labels: tuple[str, ...] | None
+    options: ExtractionOptions = field(default_factory=ExtractionOptions)  # recorded in every index
+
+    @property
+    def trim_borders(self) -> bool:
+        return self.options.trim_borders
+
+
+def _preprocessing(base: str, trim_borders: bool) -> str:
+    return f"{RESIZE_POLICY}{',trim-borders' if trim_borders else ''},{base}"
 
 
 def backbone_names() -> list[str]:
     from recommender.backbones.efficientnet_lite import VARIANTS
 
     return [*VARIANTS, "vgg16-places365", "keras:<Application>", "<path>.keras:<layer>"]
+
+
+def check_backbone_name(name: str) -> None:
+    """Fail early, with the list of choices, on a name no builder knows."""
+    from recommender.backbones.efficientnet_lite import VARIANTS
+
+    known = name in VARIANTS or name == "vgg16-places365" or name.startswith("keras:") or ".keras:" in name
+    if not known:
+        raise ValueError(f"unknown backbone; choose one of {', '.join(backbone_names())}. Received: backbone={name!r}")
 
 
 def _weights_id(path: Path | None) -> str:
@@ -46,29 +64,43 @@ def load_backbone(
     *,
     weights: str | Path | None = "default",
     pooling: str = "avg",
+    scales: tuple[float, ...] = (1.0,),
+    trim_borders: bool = True,
     include_top: bool = True,
     cache_dir: Path | None = None,
 ) -> LoadedBackbone:
     """Build the named backbone with its weights and the fingerprint that identifies its vectors.
 
     ``weights``: "default" (the backbone's own release), a local file, or None (random: shape tests only).
+    ``pooling`` ("avg" or "gem") and ``scales`` apply to EfficientNet-Lite; ``trim_borders`` (cut flat white or
+    black bands off each photo before it is resized) to every backbone.
     """
     from recommender.backbones.efficientnet_lite import VARIANTS
 
+    check_backbone_name(name)
     if name in VARIANTS:
-        return _load_efficientnet_lite(name, weights=weights, pooling=pooling, include_top=include_top)
-    if name == "vgg16-places365":
-        return _load_vgg16_places365(weights=weights, include_top=include_top, cache_dir=cache_dir)
-    if name.startswith("keras:"):
-        return _load_keras_application(name.removeprefix("keras:"), weights=weights)
-    if ".keras:" in name:
+        loaded = _load_efficientnet_lite(name, weights=weights, pooling=pooling, scales=scales, include_top=include_top)
+    elif pooling != "avg" or scales != (1.0,):
+        raise ValueError(
+            f"pooling and scales can only be chosen for EfficientNet-Lite. Received: backbone={name!r}, "
+            f"pooling={pooling!r}, scales={scales!r}"
+        )
+    elif name == "vgg16-places365":
+        loaded = _load_vgg16_places365(weights=weights, include_top=include_top, cache_dir=cache_dir)
+    elif name.startswith("keras:"):
+        loaded = _load_keras_application(name.removeprefix("keras:"), weights=weights)
+    else:  # a saved model: PATH.keras:LAYER
         path, layer = name.rsplit(":", 1)
-        return _load_saved_model(Path(path), layer)
-    raise ValueError(f"unknown backbone; choose one of {', '.join(backbone_names())}. Received: backbone={name!r}")
+        loaded = _load_saved_model(Path(path), layer)
+    fingerprint = replace(
+        loaded.fingerprint, preprocessing=_preprocessing(loaded.fingerprint.preprocessing, trim_borders)
+    )
+    options = ExtractionOptions(pooling=pooling, scales=tuple(scales), trim_borders=trim_borders)
+    return LoadedBackbone(loaded.model, fingerprint, loaded.labels, options)
 
 
 def _load_efficientnet_lite(
-    name: str, *, weights: str | Path | None, pooling: str, include_top: bool
+    name: str, *, weights: str | Path | None, pooling: str, scales: tuple[float, ...], include_top: bool
 ) -> LoadedBackbone:
     from recommender.backbones.efficientnet_lite import (
         EMBEDDING_DIM,
@@ -81,14 +113,14 @@ def _load_efficientnet_lite(
     from recommender.labels import imagenet_class_names
 
     variant = VARIANTS[name]
-    model = build_efficientnet_lite(name, weights=weights, include_top=include_top, pooling=pooling)
+    model = build_efficientnet_lite(name, weights=weights, include_top=include_top, pooling=pooling, scales=scales)
     path = None if weights is None else packaged_weights_path(name) if weights == "default" else Path(weights)
     fingerprint = BackboneFingerprint(
         name=name,
         weights_sha256=variant.sha256 if weights == "default" else _weights_id(path),
-        layer=f"head_relu/{pooling}_pool",
+        layer=f"head_relu/{pooling}_pool" + ("" if scales == (1.0,) else "@" + ",".join(f"{f:g}" for f in scales)),
         input_size=variant.input_size,
-        preprocessing=f"{RESIZE_POLICY},(x-{INPUT_MEAN:g})/{INPUT_STD:g}",
+        preprocessing=f"(x-{INPUT_MEAN:g})/{INPUT_STD:g}",
         dim=EMBEDDING_DIM,
     )
     return LoadedBackbone(model, fingerprint, imagenet_class_names() if include_top else None)
@@ -106,7 +138,7 @@ def _load_vgg16_places365(*, weights: str | Path | None, include_top: bool, cach
         weights_sha256=_weights_id(path),
         layer="fc2",
         input_size=vgg.INPUT_SIZE,
-        preprocessing=f"{RESIZE_POLICY},caffe-bgr-mean",
+        preprocessing="caffe-bgr-mean",
         dim=vgg.EMBEDDING_DIM,
     )
     # Places365's category names are not packaged anywhere offline, so no "looks like" hints for this one.
@@ -124,7 +156,7 @@ def _load_keras_application(app_name: str, *, weights: str | Path | None) -> Loa
         weights_sha256=_weights_id(Path(keras_weights)) if is_file else str(keras_weights or "random"),
         layer="avg_pool",
         input_size=input_size,
-        preprocessing=f"{RESIZE_POLICY},keras-applications-preprocess_input",
+        preprocessing="keras-applications-preprocess_input",
         dim=int(model.output["embedding"].shape[-1]),
     )
     return LoadedBackbone(model, fingerprint, None)
@@ -139,7 +171,7 @@ def _load_saved_model(path: Path, layer: str) -> LoadedBackbone:
         weights_sha256=file_sha256(path),
         layer=layer,
         input_size=input_size,
-        preprocessing=f"{RESIZE_POLICY},model-defined",
+        preprocessing="model-defined",
         dim=int(model.output["embedding"].shape[-1]),
     )
     return LoadedBackbone(model, fingerprint, None)

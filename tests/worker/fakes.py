@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from recommender.extractor import Embedded, SceneHint
-from recommender.fingerprint import BackboneFingerprint
+from recommender.fingerprint import BackboneFingerprint, ExtractionOptions
+from recommender.images import load_for_model
 
 POISON_RGB = (255, 0, 255)
 _LEVELS = np.linspace(0.0, 1.0, 5)
@@ -26,6 +27,7 @@ class ColourExtractor:
     """Fingerprint = the photo's mean colour and its spread, as a unit vector; counts its forward passes."""
 
     input_size = 32
+    options = ExtractionOptions(trim_borders=False)
 
     def __init__(self, *, delay_s: float = 0.0, poison: tuple[int, int, int] | None = None) -> None:
         self.delay_s = delay_s
@@ -37,6 +39,9 @@ class ColourExtractor:
     @property
     def fingerprint(self) -> BackboneFingerprint:
         return BackboneFingerprint("colour-test", "none", "soft-colour-histogram", self.input_size, "test", 125)
+
+    def preprocess(self, source: bytes | str | Path) -> np.ndarray:
+        return load_for_model(source, self.input_size)
 
     def embed(self, images: np.ndarray) -> Embedded:
         with self._lock:

@@ -1,0 +1,141 @@
+"""Training-free refinements of raw fingerprints: whitening learned from the catalog, database-side augmentation
+(DBA) and query expansion (QE) — the image-retrieval field's standard post-processing.
+
+Raw fingerprints of a classification network spend most of their length on what every photo shares; a
+whitening learned from the catalog itself evens that out so that what tells places apart counts. "Partial"
+whitening (eigenvalues to the power -1/4, with shrinkage) keeps scene-level similarity, which full whitening
+(-1/2) trades away for same-place matching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+WHITENINGS = ("none", "partial", "full")
+WHITENING_POWER = {"partial": 0.25, "full": 0.5}
+WHITENING_SHRINK = {"partial": 4.0, "full": 1.0}  # added to each eigenvalue, in units of their mean
+MIN_WHITENING_PHOTOS = 32  # fewer photos than this say nothing reliable about the catalog's directions
+_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class RefineOptions:
+    """How raw fingerprints become the vectors searched; stored with every index."""
+
+    whitening: str = "partial"
+    dba: int = 0  # neighbours averaged into each catalog vector (0: off)
+    query_expansion: int = 0  # top results averaged into each query before a second search (0: off)
+    alpha: float = 3.0  # weight of a neighbour = similarity ** alpha (alpha-DBA / alpha-QE)
+
+    def __post_init__(self) -> None:
+        if self.whitening not in WHITENINGS:
+            raise ValueError(f"whitening must be one of {WHITENINGS}. Received: whitening={self.whitening!r}")
+        if self.dba < 0 or self.query_expansion < 0:
+            raise ValueError(f"dba and query_expansion count neighbours (0 or more). Received: {self}")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> RefineOptions:
+        return cls(
+            whitening=str(data.get("whitening", "none")),
+            dba=int(data.get("dba", 0)),  # type: ignore[arg-type]
+            query_expansion=int(data.get("query_expansion", 0)),  # type: ignore[arg-type]
+            alpha=float(data.get("alpha", 3.0)),  # type: ignore[arg-type]
+        )
+
+
+DEFAULT_REFINE = RefineOptions()
+NO_REFINE = RefineOptions(whitening="none")
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Whitening:
+    """x -> unit((x - mean) @ projection), learned from the catalog's own raw fingerprints."""
+
+    mean: np.ndarray
+    projection: np.ndarray
+
+    @classmethod
+    def learn(cls, vectors: np.ndarray, kind: str) -> Whitening | None:
+        if kind == "none" or len(vectors) < MIN_WHITENING_PHOTOS:
+            return None
+        data = np.asarray(vectors, dtype=np.float64)
+        mean = data.mean(axis=0)
+        centred = data - mean
+        eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / len(data))
+        eigenvalues = np.maximum(eigenvalues, 0.0)
+        scale = np.power(eigenvalues + WHITENING_SHRINK[kind] * eigenvalues.mean(), -WHITENING_POWER[kind])
+        return cls(mean.astype(np.float32), (eigenvectors * scale).astype(np.float32))
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        return unit((np.asarray(vectors, dtype=np.float32) - self.mean) @ self.projection)
+
+    def save(self, path: Path) -> None:
+        with path.open("wb") as file:
+            np.savez(file, mean=self.mean, projection=self.projection)
+
+    @classmethod
+    def load(cls, path: Path) -> Whitening:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(np.asarray(data["mean"]), np.asarray(data["projection"]))
+
+
+def weighted_neighbours(
+    queries: np.ndarray,
+    database: np.ndarray,
+    k: int,
+    alpha: float,
+    *,
+    keep_query: bool,
+    skip_same_row: bool = False,
+) -> np.ndarray:
+    """unit([q +] sum of its k best database rows, each weighted by similarity ** alpha), chunk by chunk.
+
+    ``skip_same_row``: query i is database row i (leave-one-out evaluation), so that row is not a neighbour.
+    """
+    out = np.empty_like(queries, dtype=np.float32)
+    k = min(k, len(database))
+    for start in range(0, len(queries), _CHUNK):
+        block = queries[start : start + _CHUNK]
+        scores = block @ database.T
+        if skip_same_row:
+            rows = np.arange(len(block))
+            scores[rows, start + rows] = -np.inf
+        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        weights = np.power(np.maximum(np.take_along_axis(scores, best, axis=1), 0.0), alpha)
+        pooled = np.einsum("qk,qkd->qd", weights, database[best])
+        out[start : start + len(block)] = block + pooled if keep_query else pooled
+    return unit(out)
+
+
+def augment_database(vectors: np.ndarray, k: int, alpha: float) -> np.ndarray:
+    """DBA: each catalog vector moves toward its k nearest catalog neighbours (itself not counted twice)."""
+    if k <= 0 or len(vectors) < 2:
+        return vectors
+    return weighted_neighbours(vectors, vectors, k + 1, alpha, keep_query=False)  # its own row is among the best
+
+
+def expand_query(
+    queries: np.ndarray, database: np.ndarray, k: int, alpha: float, *, skip_same_row: bool = False
+) -> np.ndarray:
+    """alpha-QE: each query moves toward its k best results; search again with the result."""
+    if k <= 0 or len(database) == 0:
+        return queries
+    return weighted_neighbours(np.atleast_2d(queries), database, k, alpha, keep_query=True, skip_same_row=skip_same_row)
+
+
+def refine_catalog(raw: np.ndarray, options: RefineOptions) -> tuple[np.ndarray, Whitening | None]:
+    """The vectors to search, and the whitening that queries must go through too."""
+    whitening = Whitening.learn(raw, options.whitening)
+    vectors = whitening.apply(raw) if whitening is not None else unit(np.asarray(raw, dtype=np.float32))
+    return augment_database(vectors, options.dba, options.alpha), whitening
