@@ -47,6 +47,7 @@ from bench.common import (
     print_header,
     print_load_after,
     print_table,
+    quiet_tensorflow,
     size_label,
     time_it,
 )
@@ -95,12 +96,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="embed the correctness photos with whichever backend runs, save them and their vectors to PATH, and stop",
     )
+    parser.add_argument("--steps", default="1,2,3,4", help="which steps to run (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     # Internal: the CPU side of step 2, run in a second process that sees no accelerator.
     parser.add_argument("--cpu-embed", nargs=2, metavar=("PHOTOS_NPY", "OUT_NPZ"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rows is None:
         args.rows = QUICK_ROWS if args.quick else DEFAULT_ROWS
+    try:
+        args.steps = {int(step) for step in args.steps.split(",") if step.strip()}
+    except ValueError:
+        parser.error(f"--steps is a comma-separated list of 1, 2, 3, 4. Received: {args.steps!r}")
     if args.rows < 1 or args.photos < 1:
         parser.error(f"--rows and --photos must be positive. Received: rows={args.rows}, photos={args.photos}")
     return args
@@ -133,7 +139,7 @@ def version(name: str) -> str:
 
 @dataclass
 class Step:
-    """The outcome of one step: its figure for the last line, or the error that stopped it."""
+    """One step's name, duration and, when it failed, the error that stopped it."""
 
     name: str
     seconds: float = 0.0
@@ -156,14 +162,21 @@ def run_step(name: str, fn: Callable[[], None], steps: list[Step]) -> None:
     steps.append(step)
 
 
-def time_adaptive(fn: Callable[[], object], *, budget_s: float, min_repeats: int = 3, max_repeats: int = 50) -> Timing:
-    """One untimed call (compilation), one probe call, then as many timed calls as fit in ``budget_s``."""
-    fn()
+def time_adaptive(
+    fn: Callable[[], object], *, budget_s: float, warmup: int = 1, min_repeats: int = 3, max_repeats: int = 50
+) -> Timing:
+    """``warmup`` untimed calls (compilation), then timed calls: as many as fit in ``budget_s``, within the bounds.
+
+    The first timed call is the probe that sets the count, and it is kept as a sample.
+    """
+    for _ in range(warmup):
+        fn()
     started = time.perf_counter()
     fn()
-    probe = time.perf_counter() - started
-    repeats = int(min(max_repeats, max(min_repeats, budget_s / max(probe, 1e-6))))
-    return time_it(fn, repeats=repeats, warmup=0)
+    probe_ms = 1000 * (time.perf_counter() - started)
+    repeats = int(min(max_repeats, max(min_repeats, 1000 * budget_s / max(probe_ms, 1e-3)))) - 1
+    more = time_it(fn, repeats=repeats, warmup=0) if repeats > 0 else Timing(())
+    return Timing((probe_ms, *more.samples_ms))
 
 
 # ------------------------------------------------------------------------------------------------ backends
@@ -283,9 +296,10 @@ class JaxDevice(Device):
         from keras import ops
 
         # jit: eager jnp.transpose would copy the whole matrix on every call; inside jit it folds into the product.
-        scores = self.jax.jit(lambda q: ops.matmul(q, ops.transpose(matrix)))
-        search = self.jax.jit(lambda q: ops.top_k(ops.matmul(q, ops.transpose(matrix)), k=k))
-        return scores, search
+        # The matrix is an argument, not a closed-over constant (that would embed 25 GB in the compiled program).
+        scores = self.jax.jit(lambda m, q: ops.matmul(q, ops.transpose(m)))
+        search = self.jax.jit(lambda m, q: ops.top_k(ops.matmul(q, ops.transpose(m)), k=k))
+        return (lambda q: scores(matrix, q)), (lambda q: search(matrix, q))
 
     def queries(self, count: int, dim: int, seed: int) -> object:
         import jax.numpy as jnp
@@ -465,20 +479,22 @@ def correctness_photos(count: int, size: int, seed: int):  # -> (np.ndarray, str
     return generated_photos(count, size, seed), f"{count} generated test pictures (seed {seed}; {HOLIDAYS} absent)"
 
 
-def embed(backbone: object, photos):  # -> (vectors float32, top-5 labels as a str array)
-    """Vectors and top-5 class names through the product path (`Extractor.embed`), one bucket of up to 32."""
+def embed(backbone: object, photos):  # -> (vectors float32 (n, dim), top-5 ImageNet class indices int (n, 5))
+    """Vectors and top-5 classes through the product path (`Extractor.embed`), one bucket of up to 32."""
     import numpy as np
 
     from recommender.extractor import Extractor
 
     extractor = Extractor(backbone, buckets=(min(len(photos), 32),), hints=HINTS)
     embedded = extractor.embed(photos)
-    labels = np.array([[hint.label for hint in hints] for hints in embedded.hints], dtype=str)
-    return embedded.vectors, labels
+    # Hints carry names; indices compare the same whether the names are real or stand-ins (first index of a name).
+    index_of = {name: i for i, name in reversed(list(enumerate(backbone.labels or ())))}
+    classes = np.array([[index_of[hint.label] for hint in hints] for hints in embedded.hints], dtype=np.int64)
+    return embedded.vectors, classes.reshape(len(embedded.vectors), -1)
 
 
-def compare(title: str, vectors, labels, other_vectors, other_labels) -> float:
-    """Print max |diff|, min cosine and top-5 agreement; return the min cosine."""
+def compare(title: str, vectors, classes, other_vectors, other_classes, names: tuple[str, ...] | None) -> float:
+    """Print max |diff|, min cosine and top-5 class agreement; return the min cosine."""
     import numpy as np
 
     a = np.asarray(vectors, dtype=np.float64)
@@ -490,14 +506,18 @@ def compare(title: str, vectors, labels, other_vectors, other_labels) -> float:
         f"{title}: max |diff| {np.abs(a - b).max():.3g}, min cosine {min_cos:.7f} (photo {worst}), "
         f"mean cosine {cosine.mean():.7f} -> {'PASS' if min_cos >= PASS_COSINE else 'FAIL'} (>= {PASS_COSINE})"
     )
-    if labels.size and other_labels.size:
-        top1 = int(np.sum(labels[:, 0] == other_labels[:, 0]))
-        same_order = int(np.sum(np.all(labels == other_labels, axis=1)))
-        same_set = sum(set(x) == set(y) for x, y in zip(labels, other_labels, strict=True))
-        n = len(labels)
-        print(f"  top-5 hints: top-1 equal {top1}/{n}, same five in order {same_order}/{n}, same five {same_set}/{n}")
-        for i in np.flatnonzero(np.any(labels != other_labels, axis=1))[:3]:
-            print(f"  photo {i}: {', '.join(labels[i])}  vs  {', '.join(other_labels[i])}")
+    if classes.size and other_classes.size:
+        n = len(classes)
+        top1 = int(np.sum(classes[:, 0] == other_classes[:, 0]))
+        same_order = int(np.sum(np.all(classes == other_classes, axis=1)))
+        same_set = sum(set(x) == set(y) for x, y in zip(classes.tolist(), other_classes.tolist(), strict=True))
+        print(f"  top-5 classes: top-1 equal {top1}/{n}, same five in order {same_order}/{n}, same five {same_set}/{n}")
+
+        def shown(row) -> str:
+            return ", ".join(f"{names[i]} ({i})" if names else str(i) for i in row.tolist())
+
+        for i in np.flatnonzero(np.any(classes != other_classes, axis=1))[:3]:
+            print(f"  photo {i}: {shown(classes[i])}\n     vs   {shown(other_classes[i])}")
     return min_cos
 
 
@@ -511,26 +531,26 @@ def cpu_embed_in_subprocess(photos_path: Path, out_path: Path, weights: Path | N
 
 
 def cpu_embed_main(args: argparse.Namespace) -> None:
-    """The second process of step 2: embed the given photos on the CPU and save vectors and labels."""
+    """The second process of step 2: embed the given photos on the CPU and save vectors and classes."""
     import keras
     import numpy as np
 
     photos_path, out_path = args.cpu_embed
     backbone = load_model(args.weights)
     where = weights_location(backbone.model)
-    vectors, labels = embed(backbone, np.load(photos_path))
-    np.savez(out_path, vectors=vectors, labels=labels, where=np.array(where))
+    vectors, classes = embed(backbone, np.load(photos_path))
+    np.savez(out_path, vectors=vectors, classes=classes, where=np.array(where))
     print(f"cpu side: backend {keras.backend.backend()}, weights on {where}, {len(vectors)} vectors")
 
 
 def write_reference(args: argparse.Namespace) -> None:
-    """Embed the correctness photos with this backend and save photos, vectors and labels for a later comparison."""
+    """Embed the correctness photos with this backend and save photos, vectors and classes for a later comparison."""
     import keras
     import numpy as np
 
     backbone = load_model(args.weights)
     photos, source = correctness_photos(args.photos, backbone.fingerprint.input_size, args.seed)
-    vectors, labels = embed(backbone, photos)
+    vectors, classes = embed(backbone, photos)
     meta = {
         "backend": keras.backend.backend(),
         "keras": version("keras"),
@@ -540,7 +560,7 @@ def write_reference(args: argparse.Namespace) -> None:
         "photos": source,
     }
     args.write_reference.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.write_reference, photos=photos, vectors=vectors, labels=labels, meta=json.dumps(meta))
+    np.savez_compressed(args.write_reference, photos=photos, vectors=vectors, classes=classes, meta=json.dumps(meta))
     print(f"wrote {args.write_reference} ({args.write_reference.stat().st_size / 1e6:.1f} MB): {json.dumps(meta)}")
 
 
@@ -593,6 +613,8 @@ class Check:
             photos = reference["photos"]
             print(f"photos  : the {len(photos)} in {self.args.reference} ({meta['photos']})")
             print(f"reference: {json.dumps(meta)}")
+            if meta.get("fingerprint") != self.backbone.fingerprint.describe():
+                print(f"WARNING: the reference was made with another model: {meta.get('fingerprint')}")
         else:
             photos, source = correctness_photos(self.args.photos, size, self.args.seed)
             print(f"photos  : {source}")
@@ -604,7 +626,7 @@ class Check:
             worker = cpu_embed_in_subprocess(photos_path, out_path, self.args.weights)
             try:
                 started = time.perf_counter()
-                vectors, labels = embed(self.backbone, photos)
+                vectors, classes = embed(self.backbone, photos)
                 print(f"device side: {len(vectors)} vectors in {time.perf_counter() - started:.1f}s (compile included)")
                 output, _ = worker.communicate(timeout=CPU_WORKER_TIMEOUT_S)
             finally:
@@ -615,23 +637,17 @@ class Check:
             if worker.returncode != 0:
                 raise RuntimeError(f"the CPU process failed (exit {worker.returncode}); its output is above")
             cpu = np.load(out_path)
-            cpu_vectors, cpu_labels = cpu["vectors"], cpu["labels"]
+            cpu_vectors, cpu_classes = cpu["vectors"], cpu["classes"]
 
         norms = np.linalg.norm(vectors, axis=1)
         print(f"vector norms on the device: {norms.min():.6f} .. {norms.max():.6f}")
-        min_cos = compare(f"device vs CPU ({cpu['where']})", vectors, labels, cpu_vectors, cpu_labels)
+        names = self.backbone.labels
+        min_cos = compare(f"device vs CPU ({cpu['where']})", vectors, classes, cpu_vectors, cpu_classes, names)
         if reference is not None:
-            compare(
-                f"device vs reference ({meta['backend']})", vectors, labels, reference["vectors"], reference["labels"]
-            )
-            compare(
-                f"CPU vs reference ({meta['backend']})",
-                cpu_vectors,
-                cpu_labels,
-                reference["vectors"],
-                reference["labels"],
-            )
-        self.max_cos_diff = 1.0 - min_cos
+            ref_vectors, ref_classes, ref_backend = reference["vectors"], reference["classes"], meta["backend"]
+            compare(f"device vs reference ({ref_backend})", vectors, classes, ref_vectors, ref_classes, names)
+            compare(f"CPU vs reference ({ref_backend})", cpu_vectors, cpu_classes, ref_vectors, ref_classes, names)
+        self.max_cos_diff = max(0.0, 1.0 - min_cos)
 
     def throughput(self) -> None:
         import numpy as np
@@ -643,13 +659,22 @@ class Check:
         extractor = Extractor(self.backbone, buckets=THROUGHPUT_BATCHES)
         started = time.perf_counter()
         extractor.warm_up()
-        print(f"warm-up (compile) of buckets {extractor.buckets}: {time.perf_counter() - started:.1f}s")
+        # JAX dispatches asynchronously: warm_up() can return before its batches ran. embed() copies its result to
+        # the host, so one more call waits for them.
+        extractor.embed(np.zeros((1, extractor.input_size, extractor.input_size, 3), dtype=np.uint8))
+        print(f"warm-up (compile and a first run) of buckets {extractor.buckets}: {time.perf_counter() - started:.1f}s")
         size = extractor.input_size
         rng = np.random.default_rng(self.args.seed)
         rows = []
         for batch in THROUGHPUT_BATCHES:
             images = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
-            timing = time_adaptive(lambda images=images: extractor.embed(images), budget_s=3.0, max_repeats=30)
+            timing = time_adaptive(
+                lambda images=images: extractor.embed(images),
+                budget_s=1.0 if self.args.quick else 3.0,
+                warmup=0,  # warm_up() has run every bucket
+                min_repeats=1 if self.args.quick else 3,
+                max_repeats=30,
+            )
             rate = 1000 * batch / timing.median
             rows.append([f"random x{batch}", len(timing.samples_ms), timing.median, timing.p95, rate])
             if batch == 256:
@@ -683,6 +708,8 @@ class Check:
             f"{min(COPY_BYTES, matrix_bytes) / 2**30:.1f} GiB {copy_bw / 1e9:.0f} GB/s (read + written)"
         )
         print(f"floor = matrix bytes / {peak / 1e9:.0f} GB/s ({how}) = {floor_ms:.2f} ms per read of the matrix")
+        if not device.accelerated:
+            print("(on a CPU, float16 arithmetic is slow: these 'bandwidths' and the floor mean little there)")
 
         self.synthetic_search(matrix, floor_ms)
         host = device.host_rows(matrix, min(rows, INDEX_ROWS))
@@ -762,8 +789,13 @@ def timing_row(label: str, count: int, timing: Timing, floor_ms: float) -> list[
     ]
 
 
+def _shorten(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)
+    quiet_tensorflow()  # only --write-reference under TensorFlow ever loads it
     args = parse_args(argv)
     missing = missing_packages()
     if {"numpy", "PIL", "keras"} & missing.keys():
@@ -800,13 +832,17 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc(file=sys.stdout)
         print(f"the {backend} backend does not start: no step can run")
     if check is not None:
-        run_step("1. environment", check.environment, steps)
-        run_step("2. correctness: accelerator vs CPU", check.correctness, steps)
-        run_step("3. extraction throughput", check.throughput, steps)
-        run_step(f"4. top-k over {size_label(args.rows)} x {DIM} float16", check.top_k, steps)
+        for number, name, fn in (
+            (1, "1. environment", check.environment),
+            (2, "2. correctness: accelerator vs CPU", check.correctness),
+            (3, "3. extraction throughput", check.throughput),
+            (4, f"4. top-k over {size_label(args.rows)} x {DIM} float16", check.top_k),
+        ):
+            if number in args.steps:
+                run_step(name, fn, steps)
 
     print("\n=== summary ===")
-    print_table(["step", "seconds", "result"], [[s.name, s.seconds, s.error or "ran"] for s in steps])
+    print_table(["step", "seconds", "result"], [[s.name, s.seconds, _shorten(s.error or "ran")] for s in steps])
     print(f"tensorflow imported: {'tensorflow' in sys.modules}")
     print_load_after()
     batch256 = check.batch256_img_per_s if check else float("nan")

@@ -40,26 +40,45 @@ class Embedded:
     hints: list[list[SceneHint]]  # per photo; empty lists when the backbone has no classifier
 
 
-def compile_for_backend(fn: Callable[..., object]) -> Callable[..., object]:
-    """Compile an inference function written with keras.ops for whichever backend Keras runs on."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
+def compile_for_backend(model: keras.Model, finish: Callable[[dict[str, object]], object]) -> Callable[..., object]:
+    """One compiled inference step, ``images -> finish(model(images))``, for whichever backend Keras runs on.
 
-        return tf.function(fn)
+    On JAX the weights are passed in as arguments (``stateless_call``): closed over, they would be baked into
+    every compiled program as constants, a copy per batch size, and later weight changes would go unseen.
+    """
+    backend = keras.backend.backend()
     if backend == "jax":
         import jax
 
-        return jax.jit(fn)
+        def pure(trainable: list[object], non_trainable: list[object], images: object) -> object:
+            outputs, _ = model.stateless_call(trainable, non_trainable, ops.cast(images, "float32"), training=False)
+            return finish(outputs)
+
+        jitted = jax.jit(pure)
+
+        def step(images: object) -> object:
+            return jitted(
+                [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables], images
+            )
+
+        return step
+
+    def forward(images: object) -> object:
+        return finish(model(ops.cast(images, "float32"), training=False))
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(forward)
     if backend == "torch":
         import torch
 
-        def no_grad(*args: object) -> object:
+        def no_grad(images: object) -> object:
             with torch.inference_mode():
-                return fn(*args)
+                return forward(images)
 
         return no_grad
-    return fn
+    return forward
 
 
 class Extractor:
@@ -78,7 +97,7 @@ class Extractor:
         self.buckets = tuple(buckets)
         self.hint_count = hints if backbone.labels else 0
         # One compiled step per bucket, each traced once: a new shape never recompiles a step in use.
-        self._steps = {bucket: compile_for_backend(self._forward) for bucket in self.buckets}
+        self._steps = {bucket: compile_for_backend(backbone.model, self._finish) for bucket in self.buckets}
 
     @property
     def fingerprint(self) -> BackboneFingerprint:
@@ -100,8 +119,8 @@ class Extractor:
     def max_batch(self) -> int:
         return self.buckets[-1]
 
-    def _forward(self, images: object) -> tuple[object, object, object]:
-        outputs = self.backbone.model(ops.cast(images, "float32"), training=False)
+    def _finish(self, outputs: dict[str, object]) -> tuple[object, object, object]:
+        """Unit-length embeddings and the classifier's top hints, inside the compiled step."""
         vectors = outputs["embedding"]
         vectors = vectors / ops.maximum(ops.norm(vectors, axis=-1, keepdims=True), 1e-12)
         if self.hint_count and "logits" in outputs:
@@ -116,7 +135,9 @@ class Extractor:
         """Trace and run every bucket once, so that no user request pays for compilation."""
         size = self.input_size
         for bucket in self.buckets:
-            self._steps[bucket](np.zeros((bucket, size, size, 3), dtype=np.uint8))
+            # Converting to numpy waits for the result: JAX would otherwise return before the work is done.
+            for output in self._steps[bucket](np.zeros((bucket, size, size, 3), dtype=np.uint8)):  # type: ignore[attr-defined]
+                ops.convert_to_numpy(output)
         logger.info("extractor %s warmed up for batch sizes %s", self.fingerprint.name, self.buckets)
 
     def bucket_for(self, count: int) -> int:

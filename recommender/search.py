@@ -60,7 +60,8 @@ def _device_matrix(matrix: np.ndarray) -> object | None:
             return None
     else:
         return None
-    return keras.ops.convert_to_tensor(matrix)
+    # Kept transposed once: transposing per query copies the whole matrix on JAX and TensorFlow.
+    return keras.ops.transpose(keras.ops.convert_to_tensor(matrix))
 
 
 class ExactIndex:
@@ -93,7 +94,7 @@ class ExactIndex:
         if self._device is not None:
             import keras
 
-            product = keras.ops.matmul(keras.ops.convert_to_tensor(queries), keras.ops.transpose(self._device))
+            product = keras.ops.matmul(keras.ops.convert_to_tensor(queries), self._device)
             return np.asarray(keras.ops.convert_to_numpy(product), dtype=np.float32)
         return np.asarray(queries @ self._matrix.T, dtype=np.float32)
 
