@@ -111,12 +111,18 @@ class FinetuneReport:
             f"Held out (never trained on): {len(self.held_out_groups)} destinations, "
             f"{len(self.held_out_photos)} photos, {after.queries} queries",
             f"  before: {before.summary_line()}",
-            f"  after:  {after.summary_line()}  (mAP {delta:+.4f})",
+            f"  after:  {after.summary_line()}  (mAP {delta:+.4f}{self._noise_note(delta)})",
             f"Use it with: --backbone {self.output}:{EMBEDDING_LAYER}",
         ]
         if self.failures:
             lines.append(f"{len(self.failures)} photos could not be read and were left out")
         return "\n".join(lines)
+
+    def _noise_note(self, delta: float) -> str:
+        # One query's AP moves the mean by up to 1/queries: with a few dozen held-out queries, smaller changes
+        # can come from a single photo and say little about the model.
+        worth = 1.0 / max(self.after.queries, 1)
+        return f", within one query's worth: {worth:.3f}" if abs(delta) < worth else ""
 
 
 @keras.saving.register_keras_serializable(package="wanderlens")
