@@ -22,7 +22,7 @@ from recommender.images import load_for_model
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BUCKETS = (1, 2, 4, 8, 16, 32)
+DEFAULT_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32)  # fine enough that padding wastes little
 DEFAULT_HINTS = 3
 
 

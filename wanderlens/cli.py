@@ -147,6 +147,18 @@ def _refine(args: argparse.Namespace) -> object:
     return RefineOptions(whitening=args.whitening, dba=args.dba, query_expansion=args.qe)
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from recommender.finetune import FinetuneOptions, finetune
+
+    options = FinetuneOptions(holdout=args.holdout, epochs=args.epochs, seed=args.seed)
+    report = finetune(
+        args.manifest, args.output, backbone=args.backbone, options=options, progress=not args.no_progress
+    )
+    print(report.summary())
+    print(f"use it: wanderlens index CATALOG --out INDEX --backbone {report.output}:embedding")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------- services
 
 
@@ -246,6 +258,20 @@ def build_parser() -> argparse.ArgumentParser:
     descriptor_options(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
+    tune = commands.add_parser(
+        "finetune", help="train the upper layers on a labelled catalog (metric learning); reports held-out quality"
+    )
+    tune.add_argument(
+        "--manifest", type=Path, required=True, help="CSV with path,label[,is_query]: same label = same place"
+    )
+    tune.add_argument("--output", type=Path, required=True, help="the new model, a .keras file (never overwritten)")
+    tune.add_argument("--backbone", default="efficientnet-lite0")
+    tune.add_argument("--holdout", type=float, default=0.3, help="fraction of the places kept out of training")
+    tune.add_argument("--epochs", type=int, default=20)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--no-progress", action="store_true")
+    tune.set_defaults(handler=cmd_finetune)
+
     worker = commands.add_parser("worker", help="serve recommendation jobs from Redis (settings: environment)")
     worker.add_argument("--health", action="store_true", help="exit 0 if a worker on this host is alive")
     worker.set_defaults(handler=cmd_worker)
@@ -302,6 +328,7 @@ USER_ERRORS = frozenset(
         "UnsupportedImage",
         "ConfigurationError",
         "UpError",
+        "FileExistsError",
     }
 )
 

@@ -163,6 +163,8 @@ def _load_keras_application(app_name: str, *, weights: str | Path | None) -> Loa
 
 
 def _load_saved_model(path: Path, layer: str) -> LoadedBackbone:
+    # Registers the custom layers (GeM pooling) that a saved model of ours may contain.
+    import recommender.backbones.efficientnet_lite  # noqa: F401
     from recommender.backbones.keras_apps import build_saved_model
 
     model, input_size = build_saved_model(path, layer)
