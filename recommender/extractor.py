@@ -40,6 +40,14 @@ class Embedded:
     hints: list[list[SceneHint]]  # per photo; empty lists when the backbone has no classifier
 
 
+class _ExpectedRetracing(logging.Filter):
+    """TensorFlow warns when several functions are traced in a row; one step per batch bucket does exactly that,
+    once, at warm-up."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def compile_for_backend(model: keras.Model, finish: Callable[[dict[str, object]], object]) -> Callable[..., object]:
     """One compiled inference step, ``images -> finish(model(images))``, for whichever backend Keras runs on.
 
@@ -69,6 +77,9 @@ def compile_for_backend(model: keras.Model, finish: Callable[[dict[str, object]]
     if backend == "tensorflow":
         import tensorflow as tf
 
+        tf_logger = logging.getLogger("tensorflow")
+        if not any(isinstance(f, _ExpectedRetracing) for f in tf_logger.filters):
+            tf_logger.addFilter(_ExpectedRetracing())
         return tf.function(forward)
     if backend == "torch":
         import torch

@@ -125,6 +125,7 @@ def build_efficientnet_lite(
     gem_p: float = 3.0,
     input_size: int | None = None,
     scales: tuple[float, ...] = (1.0,),
+    name: str | None = None,
 ) -> keras.Model:
     """EfficientNet-Lite as a Keras model.
 
@@ -204,7 +205,7 @@ def build_efficientnet_lite(
         head = layers.Dense(state["_fc.weight"].shape[0], name="logits")
         loaded.append((head, [state["_fc.weight"].T.astype(np.float32), state["_fc.bias"].astype(np.float32)]))
         outputs["logits"] = head(pooled)
-    model = keras.Model(inputs, outputs, name=variant.replace("-", "_"))
+    model = keras.Model(inputs, outputs, name=name or variant.replace("-", "_"))
     if weights is not None:
         for layer, values in loaded:
             layer.set_weights(values)
@@ -232,6 +233,7 @@ def _multi_scale(
             pooling=pooling,
             gem_p=gem_p,
             input_size=max(32, round(size * factor)),
+            name=f"{variant.replace('-', '_')}_{max(32, round(size * factor))}px",
         )
         for factor in scales
     }

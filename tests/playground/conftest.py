@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 from telegram.ext import Application
 
 from playground.botapi import BotApiStandIn
@@ -37,3 +39,36 @@ async def echo_app(stand_in: BotApiStandIn) -> AsyncIterator[Application]:
         await app.updater.stop()
         await app.stop()
         await app.shutdown()
+
+
+# ------------------------------------------------------------------------------------- headless Chromium
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "playground"
+
+
+def require_chromium() -> None:
+    # A failure, not a skip: CI installs Chromium, so a missing one is a broken setup.
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (CI does)")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    require_chromium()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()

@@ -6,16 +6,15 @@ Screenshots land in ``test-artifacts/playground/real-*.png``.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from redis.asyncio import Redis
 
 from playground.cast import GROUP_CHAT_ID
 from recommender.extractor import Extractor
-from tests.playground.test_page import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.playground.conftest import ARTIFACTS
 from tests.redis_server import RedisServer
 from tests.system import running_system
 
@@ -23,17 +22,6 @@ pytestmark = pytest.mark.browser
 
 CAPTION = re.compile(r"^\d+\. (?P<name>.+?)(?: — .+?)? · \d+% match")
 UI_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    require_chromium()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def album_names(page: Page, count: int) -> list[str]:

@@ -285,3 +285,17 @@ def test_photos_of_a_scene_are_closer_to_each_other():
     within = (sea @ sea.T)[np.triu_indices(6, 1)].mean()
     across = (sea @ street.T).mean()
     assert within > across + 0.1, (within, across)
+
+
+def test_multi_scale_views_share_the_weights_and_have_their_own_fingerprint():
+    single = Extractor(load_backbone(DEFAULT_BACKBONE))
+    multi = Extractor(load_backbone(DEFAULT_BACKBONE, scales=(1.0, 0.71)))
+    assert multi.fingerprint.layer.endswith("@1,0.71") and multi.fingerprint != single.fingerprint
+    assert multi.options.scales == (1.0, 0.71)
+    photos = np.random.default_rng(3).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    vectors = multi.embed(photos).vectors
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Not the single-scale vectors: the smaller view really contributes.
+    assert np.max(np.abs(vectors - single.embed(photos).vectors)) > 1e-3
+    with pytest.raises(ValueError, match="pooling and scales can only be chosen for EfficientNet-Lite"):
+        load_backbone("vgg16-places365", weights=None, scales=(1.0, 0.5))
