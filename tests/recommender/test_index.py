@@ -83,7 +83,11 @@ def test_build_then_open(catalog_dir, tmp_path):
     assert read_manifest(out) == manifest
     assert IndexManifest.from_dict(json.loads((report.path / "manifest.json").read_text())) == manifest
     assert sorted(p.name for p in report.path.iterdir()) == [
-        "destinations.jsonl", "duplicates.npy", "manifest.json", "raw.npy", "vectors.npy",
+        "destinations.jsonl",
+        "duplicates.npy",
+        "manifest.json",
+        "raw.npy",
+        "vectors.npy",
     ]  # fmt: skip  (no whitening.npz: 12 photos are too few to learn one from)
     assert sum(extractor.batch_sizes) == 12
 
