@@ -160,10 +160,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         reply = await _ask(update, context, p.LIKE, _like_body(update, {"page_id": page_id, "rank": int(rank)}))
         if reply is not None and reply.ok and reply.items:
             await query.answer(f"❤️ {reply.items[0].name}")
+            who = display_name(update.effective_user) if is_group(update) else None
             await update.effective_message.reply_text(  # type: ignore[union-attr]
-                f"{display_name(update.effective_user)} " + text.liked(reply.items[0], int(reply.extra["likes"]))[2:]
-                if is_group(update)
-                else text.liked(reply.items[0], int(reply.extra["likes"]))
+                text.liked(reply.items[0], int(reply.extra["likes"]), who=who)
             )
         elif reply is not None:
             await query.answer(text.error_text(reply))
@@ -200,7 +199,8 @@ async def _like(update: Update, context: ContextTypes.DEFAULT_TYPE, body: dict[s
         return
     message = update.effective_message
     if reply.ok and reply.items:
-        await message.reply_text(text.liked(reply.items[0], int(reply.extra["likes"])))  # type: ignore[union-attr]
+        who = display_name(update.effective_user) if is_group(update) else None
+        await message.reply_text(text.liked(reply.items[0], int(reply.extra["likes"]), who=who))  # type: ignore[union-attr]
     else:
         await message.reply_text(text.error_text(reply))  # type: ignore[union-attr]
 

@@ -54,7 +54,6 @@ GROUP_PHOTO_HINT = "Send a photo with the caption /suggest (or reply /suggest to
 FORGET_CONFIRM = "Delete everything I keep about you — your likes, in every chat, and your recent results?"
 FORGET_CANCELLED = "Okay, I kept everything."
 NO_LIKES = "You haven't liked anything yet. Tap 👍 under a suggestion to teach me your taste."
-PHOTO_GONE_RETRY = "photo_gone"
 
 ERRORS = {
     p.EXPIRED: TIMED_OUT,
@@ -118,9 +117,11 @@ def album_keyboard(page_id: str, count: int, *, first_rank: int, more: bool) -> 
     return InlineKeyboardMarkup(rows)
 
 
-def liked(item: p.Item, total: int) -> str:
+def liked(item: p.Item, total: int, *, who: str | None = None) -> str:
+    """The confirmation of a like; in a group it names who liked it, since everyone sees it."""
     where = place(item)
-    return f"❤️ Liked {item.name}" + (f" ({where})" if where else "") + f". You have {total} liked place(s)."
+    subject, owner = (f"{who} liked", f"{who} has") if who else ("Liked", "You have")
+    return f"❤️ {subject} {item.name}" + (f" ({where})" if where else "") + f". {owner} {total} liked place(s)."
 
 
 def likes_list(items: Sequence[p.Item], total: int) -> str:
