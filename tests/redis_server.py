@@ -49,9 +49,9 @@ class RedisServer:
             self.process.wait()
 
 
-def start_redis(folder: Path) -> RedisServer:
+def start_redis(folder: Path, *, port: int | None = None) -> RedisServer:
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [
             redis_binary(),

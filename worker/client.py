@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker import protocol as p
+from worker.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -63,15 +64,13 @@ class JobClient:
 
     async def _listen(self) -> None:
         key = p.reply_key(self.instance)
-        backoff = 0.5
+        backoff = Backoff("reply listener")
         while True:
             try:
                 popped = await self.redis.blpop([key], timeout=LISTEN_BLOCK_S)
-                backoff = 0.5
+                backoff.reset()
             except (RedisConnectionError, RedisTimeoutError) as error:
-                logger.warning("reply listener: redis unavailable (%s); retrying in %.1fs", error, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                await backoff.wait(error, logger)
                 continue
             if popped is None:
                 continue

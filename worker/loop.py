@@ -36,6 +36,7 @@ from recommender.index import DestinationIndex, current_version, open_index
 from wanderlens.settings import WorkerSettings
 from worker import jobs
 from worker import protocol as p
+from worker.backoff import Backoff
 from worker.metrics import WorkerMetrics
 from worker.state import WorkerState
 
@@ -118,7 +119,7 @@ class Worker:
 
     async def run(self, *, burst: bool = False) -> None:
         """Serve until ``stop()``; with ``burst`` return as soon as the stream has nothing left to do."""
-        backoff = 0.5
+        backoff = Backoff("worker start")
         while True:
             try:
                 await self._ensure_group()
@@ -126,9 +127,7 @@ class Worker:
             except (RedisConnectionError, RedisTimeoutError) as error:
                 if self._stopping.is_set():
                     return
-                logger.warning("waiting for Redis (%s); retrying in %.1fs", error, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                await backoff.wait(error, logger)
         self._describe_model()
         batches: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
         heartbeat = asyncio.create_task(self._heartbeat(), name=f"Worker:{self.consumer}:heartbeat")
@@ -194,18 +193,16 @@ class Worker:
     # ------------------------------------------------------------------------------------------ reading
 
     async def _read_loop(self, batches: asyncio.Queue[_Batch | None], *, burst: bool) -> None:
-        backoff = 0.5
+        backoff = Backoff("job reader")
         try:
             while not self._stopping.is_set():
                 # Safe at any moment: each batch captures the index it started with.
                 await self._swap_index_if_ready()
                 try:
                     deliveries = await self._claim_stale() or await self._read_new(burst=burst)
-                    backoff = 0.5
+                    backoff.reset()
                 except (RedisConnectionError, RedisTimeoutError) as error:
-                    logger.warning("redis unavailable (%s); retrying in %.1fs", error, backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 10.0)
+                    await backoff.wait(error, logger)
                     continue
                 if not deliveries:
                     if burst:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from recommender.catalog import load_catalog
@@ -301,3 +302,41 @@ async def test_heartbeat_and_health_check(make_worker, redis: Redis, redis_serve
     await stop(worker, task)
     assert await redis.get(p.health_key(worker.consumer)) is None
     assert not await check_health(probe_settings)
+
+
+async def test_worker_and_client_wait_out_a_redis_that_is_not_up_yet(tmp_path: Path, colour_index: Path) -> None:
+    from tests.redis_server import free_port, start_redis
+
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    extractor = ColourExtractor()
+    index = open_index(colour_index, expected=extractor.fingerprint, use_accelerator=False)
+    async with Redis.from_url(url) as redis:
+        worker = Worker(
+            redis=redis,
+            extractor=extractor,
+            index=index,
+            settings=WorkerSettings(redis_url=url, metrics_port=0, heartbeat_s=0.5),
+            consumer=f"{socket.gethostname()}-late",
+        )
+        task = asyncio.create_task(worker.run())
+        client = JobClient(redis, instance="late-bot")
+        await client.start()
+        await asyncio.sleep(1.5)  # both retry meanwhile, without dying
+        assert not task.done()
+        server = start_redis(tmp_path / "redis", port=port)
+        try:
+            job = p.Job.new(p.RECOMMEND, chat_id=1, user_id=1, reply_to="late-bot", timeout=30, body={"k": 3})
+            reply = None
+            for _ in range(50):  # the first submissions may still meet a connection being re-established
+                try:
+                    reply = await client.request(job, photo_bytes((40, 90, 200)), timeout=10)
+                    break
+                except (RedisConnectionError, ChatBusy):
+                    await asyncio.sleep(0.2)
+            assert reply is not None and reply.ok and len(reply.items) == 3
+        finally:
+            await client.close()
+            worker.stop()
+            await asyncio.wait_for(task, 15)
+            server.stop()
