@@ -66,6 +66,9 @@
     earlyAnswers: new Map(),   // answers that arrived before the press request returned
     actionTimer: null,
     sending: false,
+    // Whether the view follows new content. Only the reader's own scrolling changes it: content that grows
+    // (an album's photos loading one after another) must not unpin a reader who was at the bottom.
+    pinned: true,
   };
 
   // --- small helpers -------------------------------------------------------------------------------
@@ -155,6 +158,7 @@
 
   function scrollToBottom() {
     ui.messages.scrollTop = ui.messages.scrollHeight;
+    state.pinned = true;
   }
 
   // --- rich text: Telegram entities (offsets in UTF-16 units, which is what JS strings index) --------
@@ -219,7 +223,7 @@
     img.height = photo.height;
     img.loading = "lazy";
     img.addEventListener("load", () => {
-      if (nearBottom()) scrollToBottom();
+      if (state.pinned) scrollToBottom();
     });
     link.append(img);
     figure.append(link);
@@ -369,7 +373,7 @@
     try {
       const data = await api(`/api/chats/${chatId}/messages?since=${state.rev}`);
       if (chatId !== state.chatId) return;
-      const stick = nearBottom();
+      const stick = state.pinned;
       let newBotMessage = false;
       let newOwnMessage = false;
       for (const view of data.messages) {
@@ -734,6 +738,9 @@
   async function init() {
     bindComposer();
     bindPickers();
+    ui.messages.addEventListener("scroll", () => {
+      state.pinned = nearBottom();
+    });
     try {
       await loadState();
     } catch (err) {
