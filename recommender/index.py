@@ -146,6 +146,12 @@ class DestinationIndex:
         raw = np.atleast_2d(np.asarray(raw, dtype=np.float32))
         return self.whitening.apply(raw) if self.whitening is not None else unit(raw)
 
+    def photo_similarity(self, raw_query: np.ndarray, positions: Sequence[int]) -> np.ndarray:
+        """Cosine of the extractor's own fingerprints (before any whitening): how alike two photos look."""
+        catalog = self.raw_vectors if self.raw_vectors is not None else self.vectors
+        rows = np.asarray(catalog[np.asarray(positions, dtype=np.int64)], dtype=np.float32)
+        return rows @ unit(np.asarray(raw_query, dtype=np.float32).reshape(-1))
+
     def _expanded(self, queries: np.ndarray) -> np.ndarray:
         """alpha-QE: each query pulled toward its best results, before the search that counts."""
         k = self.refine.query_expansion

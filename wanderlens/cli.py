@@ -60,7 +60,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     from recommender.backbones import load_backbone
     from recommender.extractor import Extractor
-    from recommender.index import open_index, read_manifest
+    from recommender.index import Result, open_index, read_manifest
     from recommender.sheet import SheetItem, contact_sheet
 
     manifest = read_manifest(args.index)
@@ -81,7 +81,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     )
     index = open_index(args.index, expected=extractor.fingerprint)
     embedded = extractor.embed(extractor.preprocess(args.photo)[np.newaxis])
-    results = index.search(index.prepare_queries(embedded.vectors), args.k)[0]
+    ranked = index.search(index.prepare_queries(embedded.vectors), args.k)[0]
+    # Shown as how alike the photos look (plain cosine), whatever refinement ranked them.
+    alike = index.photo_similarity(embedded.vectors[0], [index.position(r.destination.id) for r in ranked])
+    results = [Result(r.destination, float(s)) for r, s in zip(ranked, alike, strict=True)]
     hints = embedded.hints[0] if embedded.hints else []
     if hints:
         print("looks like: " + ", ".join(f"{h.label} ({h.probability:.0%})" for h in hints if h.probability >= 0.05))

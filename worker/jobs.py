@@ -78,13 +78,16 @@ async def _first_page(ctx: JobContext, job: p.Job, results: ResultList) -> p.Rep
 async def recommend(ctx: JobContext, job: p.Job, query: np.ndarray, hints: tuple[str, ...]) -> p.Reply:
     """Rank the catalog for a photo, leaning toward what this person liked in this chat."""
     liked = await ctx.state.liked_ids(job.chat_id, job.user_id)
-    query = ctx.index.prepare_queries(query)[0]  # into the catalog's (whitened) space, where the likes live
-    steered = steer(query, ctx.index.vectors_of(liked), weights=ctx.taste) if liked else query
+    searched = ctx.index.prepare_queries(query)[0]  # into the catalog's (whitened) space, where the likes live
+    steered = steer(searched, ctx.index.vectors_of(liked), weights=ctx.taste) if liked else searched
     matches = ctx.index.rank_positions(steered, ctx.result_list_size)
+    positions = [m.position for m in matches]
     results = ResultList(
         list_id=job.id[:12],
-        ids=tuple(ctx.index.destinations[m.position].id for m in matches),
-        scores=tuple(m.score for m in matches),
+        ids=tuple(ctx.index.destinations[i].id for i in positions),
+        # People read "% match" as how alike the photos look: the plain cosine of the two fingerprints, not the
+        # whitened score that ranks them (which spreads everything toward zero).
+        scores=tuple(float(s) for s in ctx.index.photo_similarity(query, positions)),
         index_version=ctx.index.version,
         hints=hints,
     )
