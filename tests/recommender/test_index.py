@@ -418,3 +418,18 @@ def test_real_photos(request, tmp_path):
         assert best[0].destination == destination
         assert best[0].score == pytest.approx(1.0, abs=2e-3)  # on a GPU the product may run in TF32
         assert best[1].destination != destination and best[1].score < best[0].score - 0.05
+
+
+def test_whitened_index_ranks_in_its_own_space_but_reports_plain_photo_similarity(tmp_path):
+    catalog_dir = colour_catalog(tmp_path / "catalog", 40)
+    build(catalog_dir, tmp_path / "index")
+    index = open_index(tmp_path / "index", use_accelerator=False)
+    assert index.whitening is not None and index.refine.whitening == "partial"
+    raw = np.asarray(index.raw_vectors)
+    assert not np.allclose(raw, np.asarray(index.vectors), atol=1e-3)  # the searched vectors are whitened
+    query = raw[7]
+    best = index.search(index.prepare_queries(query), 3)[0]
+    assert best[0].destination.id == "p0007" and best[0].score == pytest.approx(1.0, abs=1e-5)
+    positions = [index.position(r.destination.id) for r in best]
+    np.testing.assert_allclose(index.photo_similarity(query, positions), raw[positions] @ query, atol=1e-6)
+    assert index.photo_similarity(query, positions)[0] == pytest.approx(1.0, abs=1e-5)
