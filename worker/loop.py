@@ -47,6 +47,8 @@ CLAIM_EVERY_S = 1.0
 DONE_TTL_S = 24 * 3600
 REPLY_TTL_S = 600
 STALE_CONSUMER_IDLE_MS = 3600 * 1000
+# Below this the classifier is guessing ("spider web" for a jungle): better to say nothing than something odd.
+HINT_CONFIDENCE = 0.15
 
 
 class EmbeddingModel(Protocol):
@@ -394,7 +396,7 @@ class Worker:
                     logger.exception("job %s: forward pass failed", delivery.job.id)
         for delivery, vector, hints in results:
             delivery.vector = vector
-            delivery.hints = tuple(h.label for h in hints if h.probability >= 0.05)
+            delivery.hints = tuple(h.label for h in hints if h.probability >= HINT_CONFIDENCE)
         await asyncio.gather(
             *(
                 self.state.cache_vector(
