@@ -259,3 +259,16 @@ async def test_start_help_and_plain_text(make_system) -> None:
         (nudge,) = await system.say(chat, alice, "hello?", replies=1)
         assert nudge.text == text.ASK_FOR_PHOTO
         assert {c["command"] for c in system.stand_in.my_commands()} >= {"start", "more", "like", "suggest"}
+
+
+async def test_suggest_as_a_reply_to_a_photo_in_a_group(make_system, query_photos) -> None:
+    async with make_system() as system:
+        chloe = system.cast.users[2]
+        group = system.cast.group
+        photo_id = system.stand_in.send_photo(group, chloe, query_photos[2], caption="where could we go like this?")
+        system.stand_in.mark(group)
+        system.stand_in.send_text(group, chloe, "/suggest", reply_to=photo_id)
+        album, buttons = await system.stand_in.wait_for_bot_messages(group, 2, timeout=30)
+        assert album.kind == "media_group" and len(album.items) == 5
+        assert len(set(names(album))) == 5
+        assert buttons.buttons[-1][0] == "More ▶"
