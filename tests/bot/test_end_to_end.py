@@ -272,3 +272,22 @@ async def test_suggest_as_a_reply_to_a_photo_in_a_group(make_system, query_photo
         assert album.kind == "media_group" and len(album.items) == 5
         assert len(set(names(album))) == 5
         assert buttons.buttons[-1][0] == "More ▶"
+
+
+async def test_a_photo_seen_before_is_not_downloaded_again_and_survives_an_expired_cache(
+    make_system, query_photos
+) -> None:
+    async with make_system() as system:
+        bob, chat = system.cast.users[1], system.cast.private_chats[1]
+        await system.photo(chat, bob, query_photos[6])
+        downloads = system.stand_in.counters().calls("getFile")
+        # Telegram gives a resent photo the same file_unique_id: the worker still has its fingerprint.
+        album, _ = await system.photo(chat, bob, query_photos[6])
+        assert album.kind == "media_group"
+        assert system.stand_in.counters().calls("getFile") == downloads
+        # The cached fingerprint is gone (expired, or another backbone): the bot downloads the photo after all.
+        async for key in system.redis.scan_iter(match=p.PREFIX + "qvec:*"):
+            await system.redis.delete(key)
+        album, _ = await system.photo(chat, bob, query_photos[6])
+        assert album.kind == "media_group" and len(album.items) == 5
+        assert system.stand_in.counters().calls("getFile") == downloads + 1
