@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -23,7 +24,10 @@ async def main(redis_url: str, index_dir: str, delay_s: float) -> None:
     index = open_index(Path(index_dir), expected=extractor.fingerprint, use_accelerator=False)
     settings = WorkerSettings(redis_url=redis_url, batch_size=4, claim_idle_ms=1000, metrics_port=0)
     async with Redis.from_url(redis_url) as redis:
-        await Worker(redis=redis, extractor=extractor, index=index, settings=settings, consumer="doomed").run()
+        worker = Worker(redis=redis, extractor=extractor, index=index, settings=settings, consumer="doomed")
+        # As `wanderlens worker` does (worker.main.serve): SIGTERM finishes the batch in hand, then exits.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, worker.stop)
+        await worker.run()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -340,3 +341,33 @@ async def test_worker_and_client_wait_out_a_redis_that_is_not_up_yet(tmp_path: P
             worker.stop()
             await asyncio.wait_for(task, 15)
             server.stop()
+
+
+async def test_sigterm_finishes_the_batch_in_hand_then_exits(
+    client: JobClient, redis: Redis, redis_server: RedisServer, colour_index: Path
+) -> None:
+    jobs = [recommend_job(chat_id=300 + n) for n in range(3)]
+    futures = [await client.submit(job, photo_bytes((n * 40, 10, 10), seed=n)) for n, job in enumerate(jobs)]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.worker.run_worker", redis_server.url, str(colour_index), "1.5"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"] > 0:
+                    break
+            except ResponseError:
+                pass
+            await asyncio.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)  # mid-batch: its forward pass takes 1.5 s
+        replies = await asyncio.wait_for(asyncio.gather(*futures), 30)
+        assert worker.wait(30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert all(r.ok for r in replies)
+    assert (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"] == 0
