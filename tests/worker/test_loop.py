@@ -82,6 +82,29 @@ def recommend_job(chat_id: int = 1, *, timeout: float = 30.0, k: int = 5) -> p.J
     return p.Job.new(p.RECOMMEND, chat_id=chat_id, user_id=chat_id, reply_to="test-bot", timeout=timeout, body={"k": k})
 
 
+def worker_process(redis_server: RedisServer, index_dir: Path, *, delay_s: float) -> subprocess.Popen[bytes]:
+    """A real Worker in its own process (tests/worker/run_worker.py), with a slow stand-in extractor."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.worker.run_worker", redis_server.url, str(index_dir), str(delay_s)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def until_jobs_are_pending(redis: Redis, *, timeout_s: float = 60) -> None:
+    """Until some worker has read jobs without answering them yet."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"] > 0:
+                return
+        except ResponseError:
+            pass  # the worker has not created its consumer group yet
+        await asyncio.sleep(0.05)
+    pytest.fail("the subprocess worker never read a job")
+
+
 async def serve_in_background(worker: Worker) -> asyncio.Task[None]:
     return asyncio.create_task(worker.run())
 
@@ -153,24 +176,10 @@ async def test_a_killed_worker_s_jobs_are_answered_exactly_once_by_another(
 ) -> None:
     jobs = [recommend_job(chat_id=200 + n) for n in range(12)]
     futures = [await client.submit(job, photo_bytes((n * 20, 50, 90), seed=n)) for n, job in enumerate(jobs)]
-    doomed = subprocess.Popen(
-        [sys.executable, "-m", "tests.worker.run_worker", redis_server.url, str(colour_index), "1.0"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    doomed = worker_process(redis_server, colour_index, delay_s=1.0)
     try:
-        # Wait until the doomed worker has read jobs (they are pending under its name), then kill it mid-batch.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"] > 0:
-                    break
-            except ResponseError:
-                pass  # the worker has not created its consumer group yet
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail("the subprocess worker never read a job")
+        # Once the doomed worker has read jobs (they are pending under its name), kill it mid-batch.
+        await until_jobs_are_pending(redis)
         await asyncio.sleep(0.3)
     finally:
         doomed.kill()
@@ -348,21 +357,9 @@ async def test_sigterm_finishes_the_batch_in_hand_then_exits(
 ) -> None:
     jobs = [recommend_job(chat_id=300 + n) for n in range(3)]
     futures = [await client.submit(job, photo_bytes((n * 40, 10, 10), seed=n)) for n, job in enumerate(jobs)]
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.worker.run_worker", redis_server.url, str(colour_index), "1.5"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = worker_process(redis_server, colour_index, delay_s=1.5)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"] > 0:
-                    break
-            except ResponseError:
-                pass
-            await asyncio.sleep(0.05)
+        await until_jobs_are_pending(redis)
         worker.send_signal(signal.SIGTERM)  # mid-batch: its forward pass takes 1.5 s
         replies = await asyncio.wait_for(asyncio.gather(*futures), 30)
         assert worker.wait(30) == 0
