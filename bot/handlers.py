@@ -312,7 +312,7 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: p.Rep
         return
     await context.bot.send_message(
         chat.id,
-        text.after_album(reply, first_rank=first_rank, group=group),
+        text.after_album(reply, group=group),
         reply_markup=text.album_keyboard(
             str(reply.extra.get("page_id", "")), len(shown), first_rank=first_rank, more=reply.remaining > 0
         ),

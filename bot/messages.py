@@ -95,7 +95,7 @@ def group_caption(rank: int, item: p.Item) -> str:
     return line[:CAPTION_LIMIT]
 
 
-def after_album(reply: p.Reply, *, first_rank: int, group: bool) -> str:
+def after_album(reply: p.Reply, *, group: bool) -> str:
     lines = []
     if reply.hints:
         lines.append(f"Your photo looks like: {', '.join(reply.hints)}.")

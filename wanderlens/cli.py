@@ -6,14 +6,11 @@ Subcommands import what they need when they run, so `wanderlens bot` never loads
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 
 from wanderlens.logs import setup_logging
-
-logger = logging.getLogger("wanderlens")
 
 
 def _quiet_tensorflow() -> None:

@@ -123,6 +123,3 @@ class JobClient:
     async def has_cached_photo(self, file_unique_id: str) -> bool:
         """Whether a worker already has this Telegram file's fingerprint (then the photo need not be sent)."""
         return bool(await self.redis.exists(p.file_unique_key(file_unique_id)))
-
-    async def queue_depth(self) -> int:
-        return int(await self.redis.xlen(p.JOBS_STREAM))

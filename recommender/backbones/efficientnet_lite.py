@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from recommender.torch_pickle import file_sha256, load_state_dict
+from recommender.torch_pickle import load_state_dict
 
 BN_EPSILON = 1e-3
 INPUT_MEAN = 127.0
@@ -252,10 +252,3 @@ def _multi_scale(
         result["logits"] = logits
     name = variant.replace("-", "_") + "_x" + "_".join(f"{factor:g}" for factor in scales)
     return keras.Model(inputs, result, name=name)
-
-
-def weights_sha256(variant: str, weights: str | Path | None) -> str:
-    if weights is None:
-        return "random"
-    path = packaged_weights_path(variant) if weights == "default" else Path(weights)
-    return file_sha256(path)
