@@ -18,13 +18,6 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _one_blas_thread() -> None:
-    # The worker's searches are one matrix-vector product per photo, bound by memory bandwidth, not cores; more
-    # OpenBLAS threads only spin after each product and steal the cores TensorFlow needs for the next batch.
-    # It must be set before numpy is first imported.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-
 # --------------------------------------------------------------------------------------------- recommender
 
 
@@ -301,8 +294,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_tensorflow()
-    if args.command == "worker":
-        _one_blas_thread()
     try:
         from wanderlens.settings import LogSettings
 

@@ -1,9 +1,11 @@
 """The worker loop: take jobs from the Redis stream, batch their photos into one forward pass, answer.
 
-Two stages run side by side so that decoding overlaps the network: the reader takes over stale jobs
-(``XAUTOCLAIM``) and reads new ones (``XREADGROUP``), fetches and decodes their photos in threads, and hands a
-prepared batch over; the processor runs the forward pass, the job handlers and the replies. A batch waits at
-most ``batch_wait_ms`` for more jobs, so an idle queue answers a lone photo at once.
+Three stages run side by side so that decoding and replying overlap the network: the reader takes over stale
+jobs (``XAUTOCLAIM``), reads new ones (``XREADGROUP``) and decodes their photos in threads into the *next*
+batch, which keeps growing (up to ``batch_size``) for as long as the processor is busy; the processor takes the
+whole next batch at once and runs one forward pass over it; the replies of a batch (ranking, Redis writes) run
+while the processor starts on the next batch. When the processor is idle, a batch waits at most
+``batch_wait_ms`` for company, so an idle queue answers a lone photo at once.
 
 A job is answered and acknowledged in one Lua script with an idempotency key: if this process dies mid-batch,
 another worker takes the job over after ``claim_idle_ms`` and the user still gets exactly one answer. A job
@@ -74,6 +76,7 @@ class _Delivery:
     vector: np.ndarray | None = None
     hints: tuple[str, ...] = ()
     photo_hash: str | None = None
+    embedded_here: bool = False  # its fingerprint came from this worker's forward pass (not the cache)
     reply: p.Reply | None = None  # decided before the forward pass (bad photo, expired, ...)
 
 
@@ -111,6 +114,9 @@ class Worker:
         self._last_reload_check = time.monotonic()
         self._loading: asyncio.Task[DestinationIndex] | None = None
         self._failed_version: str | None = None
+        self._next: list[_Delivery] = []  # read and decoded, waiting for the processor
+        self._next_changed = asyncio.Condition()
+        self._reading = False
         self.jobs_done = 0
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -131,18 +137,27 @@ class Worker:
                     return
                 await backoff.wait(error, logger)
         self._describe_model()
-        batches: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=1)
+        self._reading = True
         heartbeat = asyncio.create_task(self._heartbeat(), name=f"Worker:{self.consumer}:heartbeat")
-        reader = asyncio.create_task(self._read_loop(batches, burst=burst), name=f"Worker:{self.consumer}:reader")
+        reader = asyncio.create_task(self._read_loop(burst=burst), name=f"Worker:{self.consumer}:reader")
+        replying: asyncio.Task[None] | None = None
         logger.info("worker %s serving %s (%d destinations)", self.consumer, self.index.version, len(self.index))
         try:
-            while (batch := await batches.get()) is not None:
-                await asyncio.shield(self._process(batch))
+            while (batch := await self._take_next_batch()) is not None:
+                # Shielded: a batch read from the stream is always finished, even when the loop is cancelled.
+                embedded = await asyncio.shield(self._embed(batch))
+                if replying is not None:
+                    await replying  # at most one batch's replies in flight
+                replying = asyncio.create_task(self._reply(batch, embedded), name=f"Worker:{self.consumer}:reply")
+            if replying is not None:
+                await replying
             await reader
         finally:
             # Both tasks leave their loops once stopping is set; cancelling them instead could interrupt a Redis
             # command halfway (redis-py may swallow the cancellation and leave the task running).
             self._stopping.set()
+            if replying is not None and not replying.done():
+                await asyncio.wait({replying}, timeout=30)
             _, pending = await asyncio.wait({reader, heartbeat}, timeout=READ_BLOCK_MS / 1000 + 5)
             for task in pending:
                 task.cancel()
@@ -194,14 +209,17 @@ class Worker:
 
     # ------------------------------------------------------------------------------------------ reading
 
-    async def _read_loop(self, batches: asyncio.Queue[_Batch | None], *, burst: bool) -> None:
+    async def _read_loop(self, *, burst: bool) -> None:
         backoff = Backoff("job reader")
         try:
             while not self._stopping.is_set():
                 # Safe at any moment: each batch captures the index it started with.
                 await self._swap_index_if_ready()
+                room = await self._room_in_next_batch()
+                if room == 0:
+                    break
                 try:
-                    deliveries = await self._claim_stale() or await self._read_new(burst=burst)
+                    deliveries = await self._claim_stale() or await self._take(room, 50 if burst else READ_BLOCK_MS)
                     backoff.reset()
                 except (RedisConnectionError, RedisTimeoutError) as error:
                     await backoff.wait(error, logger)
@@ -210,23 +228,40 @@ class Worker:
                     if burst:
                         break
                     continue
-                batch = await self._prepare(deliveries)
-                await self._top_up(batch, batches)
-                await batches.put(batch)
+                await self._prepare(deliveries)
+                async with self._next_changed:
+                    self._next += deliveries
+                    self._next_changed.notify_all()
         finally:
-            await batches.put(None)
+            async with self._next_changed:
+                self._reading = False
+                self._next_changed.notify_all()
 
-    async def _top_up(self, batch: _Batch, batches: asyncio.Queue[_Batch | None]) -> None:
-        """While the processor is still busy with the previous batch, let this one grow: a forward pass over 32
-        photos costs much less per photo than one over 8, and waiting for the processor costs nothing."""
-        room = self.settings.batch_size - len(batch.deliveries)
-        while batches.full() and room > 0 and not self._stopping.is_set():
-            extra = await self._take(room, None)
-            if extra:
-                batch.deliveries += (await self._prepare(extra)).deliveries
-                room -= len(extra)
+    async def _room_in_next_batch(self) -> int:
+        """How many more jobs the next batch can take; waits while it is full. 0: stopping."""
+        async with self._next_changed:
+            await self._next_changed.wait_for(
+                lambda: self._stopping.is_set() or len(self._next) < self.settings.batch_size
+            )
+            return 0 if self._stopping.is_set() else self.settings.batch_size - len(self._next)
+
+    async def _take_next_batch(self) -> _Batch | None:
+        """Everything read and decoded so far; None once the reader has stopped and nothing is left."""
+        async with self._next_changed:
+            if not self._next:
+                await self._next_changed.wait_for(lambda: bool(self._next) or not self._reading)
+                if not self._next:
+                    return None
+                was_idle = True
             else:
-                await asyncio.sleep(0.002)
+                was_idle = False
+        if was_idle and self.settings.batch_wait_ms > 0 and len(self._next) < self.settings.batch_size:
+            # Idle until now: give the photos sent at the same moment a chance to share the forward pass.
+            await asyncio.sleep(self.settings.batch_wait_ms / 1000)
+        async with self._next_changed:
+            batch, self._next = _Batch(self._next), []
+            self._next_changed.notify_all()
+        return batch
 
     async def _claim_stale(self) -> list[_Delivery]:
         """Jobs that a dead (or stuck) worker read but never answered."""
@@ -257,16 +292,6 @@ class Worker:
             logger.warning("took over %d stale job(s)", len(deliveries))
         return deliveries
 
-    async def _read_new(self, *, burst: bool) -> list[_Delivery]:
-        size = self.settings.batch_size
-        deliveries = await self._take(size, 50 if burst else READ_BLOCK_MS)
-        # An idle queue answers at once; under load, wait a moment for the batch to fill. The wait is a sleep
-        # plus a non-blocking read: Redis times out a short BLOCK only on its 10 Hz timer, turning 2 ms into 100.
-        if deliveries and len(deliveries) < size and self.settings.batch_wait_ms > 0:
-            await asyncio.sleep(self.settings.batch_wait_ms / 1000)
-            deliveries += await self._take(size - len(deliveries), None)
-        return deliveries
-
     async def _take(self, count: int, block_ms: int | None) -> list[_Delivery]:
         """Up to ``count`` new jobs (waiting at most ``block_ms``; None: not at all)."""
         deliveries = []
@@ -295,7 +320,7 @@ class Worker:
             return None
         return _Delivery(entry, job, count)
 
-    async def _prepare(self, deliveries: list[_Delivery]) -> _Batch:
+    async def _prepare(self, deliveries: list[_Delivery]) -> None:
         """Settle what can be settled without the network, and decode the photos in threads."""
         loop = asyncio.get_running_loop()
         decoding = []
@@ -310,7 +335,6 @@ class Worker:
             elif job.kind == p.RECOMMEND:
                 decoding.append(self._load_photo(delivery, loop))
         await asyncio.gather(*decoding)
-        return _Batch(deliveries)
 
     async def _load_photo(self, delivery: _Delivery, loop: asyncio.AbstractEventLoop) -> None:
         job = delivery.job
@@ -336,49 +360,14 @@ class Worker:
 
     # ------------------------------------------------------------------------------------------ processing
 
-    async def _process(self, batch: _Batch) -> None:
+    async def _embed(self, batch: _Batch) -> float:
+        """One forward pass for every photo in the batch; on failure, one photo at a time to find the culprit.
+
+        Returns the seconds it took."""
         started = time.perf_counter()
-        await self._embed(batch)
-        embedded_at = time.perf_counter()
-        ctx = jobs.JobContext(self.state, self.index, self.settings.result_list_size)
-        # Concurrently: each job's Redis round trips overlap the others' (the bot keeps one job per chat in
-        # flight, so no two of them touch the same chat's keys).
-        await asyncio.gather(*(self._complete(ctx, delivery) for delivery in batch.deliveries))
-        finished = time.perf_counter()
-        self.metrics.stage_seconds.labels("forward").observe(embedded_at - started)
-        self.metrics.stage_seconds.labels("handlers").observe(finished - embedded_at)
-        forward_ms, handlers_ms = 1000 * (embedded_at - started), 1000 * (finished - embedded_at)
-        logger.info(
-            "batch of %d: forward %.1f ms, handlers %.1f ms",
-            len(batch.deliveries),
-            forward_ms,
-            handlers_ms,
-            extra={
-                "batch_size": len(batch.deliveries),
-                "forward_ms": round(forward_ms, 2),
-                "handlers_ms": round(handlers_ms, 2),
-            },
-        )
-
-    async def _complete(self, ctx: jobs.JobContext, delivery: _Delivery) -> None:
-        job = delivery.job
-        try:
-            reply = delivery.reply or await self._handle(ctx, delivery)
-        except Exception:
-            # Left unacknowledged on purpose: it is retried, and dead-lettered after max_deliveries.
-            logger.exception(
-                "job %s (%s) failed; it will be retried", job.id, job.kind, extra={"job_id": job.id, "kind": job.kind}
-            )
-            self.metrics.jobs.labels(job.kind, "error").inc()
-            return
-        if reply is not None:
-            await self._answer(delivery, reply)
-
-    async def _embed(self, batch: _Batch) -> None:
-        """One forward pass for every photo in the batch; on failure, one photo at a time to find the culprit."""
         waiting = [d for d in batch.deliveries if d.pixels is not None and d.reply is None]
         if not waiting:
-            return
+            return 0.0
         self.metrics.batch_size.observe(len(waiting))
         try:
             embedded = await asyncio.to_thread(self.extractor.embed, np.stack([d.pixels for d in waiting]))
@@ -395,19 +384,61 @@ class Worker:
                 except Exception:
                     logger.exception("job %s: forward pass failed", delivery.job.id)
         for delivery, vector, hints in results:
+            delivery.pixels = None  # the batch's memory goes back while its replies are written
             delivery.vector = vector
             delivery.hints = tuple(h.label for h in hints if h.probability >= HINT_CONFIDENCE)
+            delivery.embedded_here = True
+        elapsed = time.perf_counter() - started
+        self.metrics.stage_seconds.labels("forward").observe(elapsed)
+        return elapsed
+
+    async def _reply(self, batch: _Batch, forward_s: float) -> None:
+        """Cache the new fingerprints, run every job's handler and answer it."""
+        started = time.perf_counter()
+        ctx = jobs.JobContext(self.state, self.index, self.settings.result_list_size)
+        fingerprint = self.extractor.fingerprint.key
+        # Concurrently: each job's Redis round trips overlap the others' (the bot keeps one job per chat in
+        # flight, so no two of them touch the same chat's keys).
         await asyncio.gather(
             *(
                 self.state.cache_vector(
-                    self.extractor.fingerprint.key,
-                    delivery.photo_hash or "",
-                    vector,
-                    str(delivery.job.body.get("file_unique_id") or "") or None,
+                    fingerprint,
+                    d.photo_hash or "",
+                    d.vector,
+                    str(d.job.body.get("file_unique_id") or "") or None,
                 )
-                for delivery, vector, _ in results
-            )
+                for d in batch.deliveries
+                if d.embedded_here and d.vector is not None
+            ),
+            *(self._complete(ctx, delivery) for delivery in batch.deliveries),
         )
+        replies_s = time.perf_counter() - started
+        self.metrics.stage_seconds.labels("handlers").observe(replies_s)
+        logger.info(
+            "batch of %d: forward %.1f ms, handlers %.1f ms",
+            len(batch.deliveries),
+            1000 * forward_s,
+            1000 * replies_s,
+            extra={
+                "batch_size": len(batch.deliveries),
+                "forward_ms": round(1000 * forward_s, 2),
+                "handlers_ms": round(1000 * replies_s, 2),
+            },
+        )
+
+    async def _complete(self, ctx: jobs.JobContext, delivery: _Delivery) -> None:
+        job = delivery.job
+        try:
+            reply = delivery.reply or await self._handle(ctx, delivery)
+        except Exception:
+            # Left unacknowledged on purpose: it is retried, and dead-lettered after max_deliveries.
+            logger.exception(
+                "job %s (%s) failed; it will be retried", job.id, job.kind, extra={"job_id": job.id, "kind": job.kind}
+            )
+            self.metrics.jobs.labels(job.kind, "error").inc()
+            return
+        if reply is not None:
+            await self._answer(delivery, reply)
 
     async def _handle(self, ctx: jobs.JobContext, delivery: _Delivery) -> p.Reply | None:
         job = delivery.job

@@ -11,6 +11,7 @@ import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from threadpoolctl import threadpool_limits
 
 from wanderlens.settings import WorkerSettings
 from worker import protocol as p
@@ -56,7 +57,18 @@ def load_model_and_index(settings: WorkerSettings) -> tuple[object, object]:
     return extractor, index
 
 
+def one_blas_thread() -> None:
+    """Limit numpy's BLAS to one thread for the rest of this process.
+
+    The worker's searches are one small matrix product per photo, bound by memory, not cores. Extra OpenBLAS
+    threads only busy-wait after each product and take the cores TensorFlow needs for the next batch: on 2 cores
+    that cost about 15 % of the photos per second (bench/README.md).
+    """
+    threadpool_limits(limits=1, user_api="blas")
+
+
 async def serve(settings: WorkerSettings) -> None:
+    one_blas_thread()
     extractor, index = await asyncio.to_thread(load_model_and_index, settings)
     metrics = WorkerMetrics()
     metrics.serve(settings.metrics_port)
