@@ -145,6 +145,24 @@ async def test_concurrent_jobs_share_forward_passes(make_worker, client: JobClie
     assert worker.metrics.value("wanderlens_forward_passes_total") == model.forward_passes
 
 
+async def test_photos_arriving_during_a_forward_pass_share_the_next_one(make_worker, client: JobClient) -> None:
+    # Senders that each wait for their reply arrive one by one; they must not trickle into many small batches.
+    worker, model = make_worker(extractor=ColourExtractor(delay_s=0.3))
+    task = await serve_in_background(worker)
+    first = await client.submit(recommend_job(chat_id=1), photo_bytes((200, 30, 30)))
+    deadline = time.monotonic() + 10
+    while model.forward_passes == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    later = []
+    for n in range(6):
+        later.append(await client.submit(recommend_job(chat_id=10 + n), photo_bytes((30, 8 * n, 200), seed=n)))
+        await asyncio.sleep(0.02)  # each on its own, as a closed loop of senders delivers them
+    replies = await asyncio.wait_for(asyncio.gather(first, *later), 30)
+    await stop(worker, task)
+    assert all(r.ok for r in replies)
+    assert model.batch_sizes == [1, 6]
+
+
 async def test_idle_queue_answers_a_lone_photo_without_waiting_for_a_batch(make_worker, client) -> None:
     worker, model = make_worker(batch_wait_ms=0)
     task = await serve_in_background(worker)
