@@ -156,8 +156,10 @@ class Worker:
             # Both tasks leave their loops once stopping is set; cancelling them instead could interrupt a Redis
             # command halfway (redis-py may swallow the cancellation and leave the task running).
             self._stopping.set()
-            if replying is not None and not replying.done():
+            if replying is not None:
                 await asyncio.wait({replying}, timeout=30)
+                if replying.done() and not replying.cancelled() and replying.exception() is not None:
+                    logger.error("replies of the last batch failed: %s", replying.exception())
             _, pending = await asyncio.wait({reader, heartbeat}, timeout=READ_BLOCK_MS / 1000 + 5)
             for task in pending:
                 task.cancel()
