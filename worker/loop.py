@@ -221,7 +221,7 @@ class Worker:
                 if room == 0:
                     break
                 try:
-                    deliveries = await self._claim_stale() or await self._take(room, 50 if burst else READ_BLOCK_MS)
+                    deliveries = await self._claim_stale(room) or await self._take(room, 50 if burst else READ_BLOCK_MS)
                     backoff.reset()
                 except (RedisConnectionError, RedisTimeoutError) as error:
                     await backoff.wait(error, logger)
@@ -265,8 +265,8 @@ class Worker:
             self._next_changed.notify_all()
         return batch
 
-    async def _claim_stale(self) -> list[_Delivery]:
-        """Jobs that a dead (or stuck) worker read but never answered."""
+    async def _claim_stale(self, count: int) -> list[_Delivery]:
+        """Up to ``count`` jobs that a dead (or stuck) worker read but never answered."""
         now = time.monotonic()
         if now - self._last_claim < CLAIM_EVERY_S:
             return []
@@ -277,7 +277,7 @@ class Worker:
             self.consumer,
             min_idle_time=self.settings.claim_idle_ms,
             start_id="0-0",
-            count=self.settings.batch_size,
+            count=count,
         )
         if deleted:
             await self.redis.xack(p.JOBS_STREAM, p.WORKERS_GROUP, *deleted)
