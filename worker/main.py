@@ -62,7 +62,7 @@ def one_blas_thread() -> None:
 
     The worker's searches are one small matrix product per photo, bound by memory, not cores. Extra OpenBLAS
     threads only busy-wait after each product and take the cores TensorFlow needs for the next batch: on 2 cores
-    that cost about 15 % of the photos per second (bench/README.md).
+    that cost about a quarter of the photos per second (README, Benchmarks).
     """
     threadpool_limits(limits=1, user_api="blas")
 
