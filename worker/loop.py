@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ REPLY_TTL_S = 600
 STALE_CONSUMER_IDLE_MS = 3600 * 1000
 # Below this the classifier is guessing ("spider web" for a jungle): better to say nothing than something odd.
 HINT_CONFIDENCE = 0.15
+DECODE_NICENESS = 10  # added to the worker's own niceness (Linux: per thread)
 
 
 class EmbeddingModel(Protocol):
@@ -108,7 +110,9 @@ class Worker:
         self.consumer = consumer or f"{settings.consumer}-{os.getpid()}"
         self.state = WorkerState(redis, ttl_s=settings.result_ttl_s, vector_ttl_s=settings.query_cache_ttl_s)
         self._stopping = asyncio.Event()
-        self._decode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
+        self._decode_pool = ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="decode", initializer=_yield_to_the_network
+        )
         self._finish = redis.register_script(p.FINISH_SCRIPT)
         self._last_claim = 0.0
         self._last_reload_check = time.monotonic()
@@ -509,6 +513,17 @@ class Worker:
                 asyncio.to_thread(open_index, self.index_dir, expected=self.extractor.fingerprint),
                 name=f"Worker:{self.consumer}:index-load",
             )
+
+
+def _yield_to_the_network() -> None:
+    """Run this (decoding) thread at a lower CPU priority than the forward pass.
+
+    Decoding is pipelined, so a photo decoded a little later costs nothing; a network thread that loses its core
+    to a decoder stalls the whole forward pass, whose operations wait for their slowest thread.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not on Linux, or not allowed: run at the normal priority
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + DECODE_NICENESS)
 
 
 def _text(value: Any) -> str:

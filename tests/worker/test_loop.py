@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,7 +28,7 @@ from tests.worker.fakes import POISON_RGB, ColourExtractor, colour_catalog, phot
 from wanderlens.settings import WorkerSettings
 from worker import protocol as p
 from worker.client import ChatBusy, ClientLimits, JobClient, QueueFull
-from worker.loop import Worker
+from worker.loop import DECODE_NICENESS, Worker
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +164,25 @@ async def test_photos_arriving_during_a_forward_pass_share_the_next_one(make_wor
     await stop(worker, task)
     assert all(r.ok for r in replies)
     assert model.batch_sizes == [1, 6]
+
+
+class _PriorityRecordingExtractor(ColourExtractor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.decode_niceness: list[int] = []
+
+    def preprocess(self, source: bytes | str | Path) -> np.ndarray:
+        self.decode_niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().preprocess(source)
+
+
+async def test_photos_are_decoded_at_a_lower_priority_than_the_network(make_worker, client: JobClient) -> None:
+    worker, model = make_worker(extractor=_PriorityRecordingExtractor())
+    task = await serve_in_background(worker)
+    reply = await client.request(recommend_job(chat_id=1), photo_bytes((90, 120, 30)), timeout=10)
+    await stop(worker, task)
+    assert reply.ok
+    assert model.decode_niceness == [os.getpriority(os.PRIO_PROCESS, 0) + DECODE_NICENESS]
 
 
 async def test_idle_queue_answers_a_lone_photo_without_waiting_for_a_batch(make_worker, client) -> None:
