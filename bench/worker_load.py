@@ -62,6 +62,7 @@ MODES = {"on": (32, 2.0), "off": (1, 0.0)}  # batch_size, batch_wait_ms
 READY_TIMEOUT_S = 300
 IDLE_SAMPLE_S = 2.0
 BATCH_LINE = re.compile(r"batch of (\d+): forward ([\d.]+) ms, handlers ([\d.]+) ms")
+WARM_UP_LINE = re.compile(r"a batch of (\d+) takes [\d.]+ ms here \((\d+) images/s\)")
 
 
 def parse_args() -> argparse.Namespace:
@@ -189,6 +190,11 @@ class WorkerProcess:
             file.seek(offset)
             text = file.read().decode("utf-8", "replace")
         return [(int(m[1]), float(m[2]), float(m[3])) for m in BATCH_LINE.finditer(text)]
+
+    def network_alone(self) -> str:
+        """What the worker's warm-up measured: the network alone on this machine, before any load."""
+        found = WARM_UP_LINE.search(self.log.read_text("utf-8", "replace"))
+        return f"{found[2]} images/s at batch {found[1]}" if found else "not logged"
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the worker so far (Linux /proc)."""
@@ -401,7 +407,9 @@ def main() -> None:
                 idle_share = 100 * (worker.cpu_seconds() - idle_cpu) / IDLE_SAMPLE_S
                 print(
                     f"batching {mode} (batch_size {batch_size}, batch_wait_ms {wait_ms:g}): worker ready in "
-                    f"{time.perf_counter() - started:.1f}s (with warm-up), {idle_share:.0f}% CPU when idle",
+                    f"{time.perf_counter() - started:.1f}s (with warm-up), {idle_share:.0f}% CPU when idle; "
+                    f"the network alone ran {worker.network_alone()} at its warm-up (this machine's speed drifts: "
+                    "compare runs by it)",
                     flush=True,
                 )
                 if args.single > 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -142,14 +143,32 @@ class Extractor:
             top_i = ops.zeros((ops.shape(vectors)[0], 0), dtype="int32")
         return vectors, top_p, top_i
 
-    def warm_up(self) -> None:
-        """Trace and run every bucket once, so that no user request pays for compilation."""
-        size = self.input_size
+    def warm_up(self) -> float:
+        """Trace and run every bucket once, so that no user request pays for compilation.
+
+        Returns the seconds one more pass of the largest bucket takes once compiled: how fast this machine runs
+        the network right now (logged, and read by ``bench.worker_load``).
+        """
         for bucket in self.buckets:
-            # Converting to numpy waits for the result: JAX would otherwise return before the work is done.
-            for output in self._steps[bucket](np.zeros((bucket, size, size, 3), dtype=np.uint8)):  # type: ignore[attr-defined]
-                ops.convert_to_numpy(output)
-        logger.info("extractor %s warmed up for batch sizes %s", self.fingerprint.name, self.buckets)
+            self._run_zeros(bucket)
+        started = time.perf_counter()
+        self._run_zeros(self.max_batch)
+        seconds = time.perf_counter() - started
+        logger.info(
+            "extractor %s warmed up for batch sizes %s; a batch of %d takes %.1f ms here (%.0f images/s)",
+            self.fingerprint.name,
+            self.buckets,
+            self.max_batch,
+            1000 * seconds,
+            self.max_batch / max(seconds, 1e-9),
+        )
+        return seconds
+
+    def _run_zeros(self, bucket: int) -> None:
+        size = self.input_size
+        # Converting to numpy waits for the result: JAX would otherwise return before the work is done.
+        for output in self._steps[bucket](np.zeros((bucket, size, size, 3), dtype=np.uint8)):  # type: ignore[attr-defined]
+            ops.convert_to_numpy(output)
 
     def bucket_for(self, count: int) -> int:
         return next((b for b in self.buckets if b >= count), self.buckets[-1])

@@ -135,8 +135,10 @@ def test_buckets_are_checked(buckets):
 def test_warm_up_traces_every_bucket(caplog):
     ex = Extractor(extractor(DEFAULT_BACKBONE).backbone, buckets=(1, 2, 4))
     with caplog.at_level(logging.INFO, logger="recommender.extractor"):
-        ex.warm_up()
+        seconds = ex.warm_up()
     assert "efficientnet-lite0 warmed up for batch sizes (1, 2, 4)" in caplog.text
+    assert seconds > 0
+    assert f"a batch of 4 takes {1000 * seconds:.1f} ms here" in caplog.text
     images = noise(3, ex.input_size, seed=2)
     np.testing.assert_allclose(ex.embed(images).vectors, extractor(DEFAULT_BACKBONE).embed(images).vectors, atol=1e-5)
 
