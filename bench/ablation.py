@@ -23,9 +23,12 @@ from bench.common import print_header, print_load_after, print_table, quiet_tens
 @dataclass(frozen=True)
 class Config:
     name: str
+    backbone: str = "efficientnet-lite0"
     pooling: str = "avg"
     scales: tuple[float, ...] = (1.0,)
     trim: bool = False
+    bands: int = 1
+    colour: float = 0.0
     whitening: str = "none"
     dba: int = 0
     qe: int = 0
@@ -41,11 +44,27 @@ CONFIGS = [
     Config("+ full whitening", whitening="full"),
     Config("+ DBA 5 + QE 5", dba=5, qe=5),
     Config("+ rotated queries", rotations=True),
-    Config("DEFAULT: trimming + partial whitening", trim=True, whitening="partial"),
-    Config("default + GeM", pooling="gem", trim=True, whitening="partial"),
-    Config("default + multi-scale", scales=(1.0, 0.71), trim=True, whitening="partial"),
-    Config("default + DBA 5 + QE 5", trim=True, whitening="partial", dba=5, qe=5),
-    Config("default + full whitening", trim=True, whitening="full"),
+    Config("+ 2 bands", bands=2),
+    Config("+ colour 0.4", colour=0.4),
+    Config("earlier default: trimming + partial whitening", trim=True, whitening="partial"),
+    Config("earlier default + 2 bands", trim=True, bands=2, whitening="partial"),
+    Config("earlier default + colour 0.4", trim=True, colour=0.4, whitening="partial"),
+    Config(
+        "DEFAULT: trimming + 2 bands + colour 0.4 + partial whitening",
+        trim=True,
+        bands=2,
+        colour=0.4,
+        whitening="partial",
+    ),
+    Config("default + 3 bands", trim=True, bands=3, colour=0.4, whitening="partial"),
+    Config("default, colour 0.25", trim=True, bands=2, colour=0.25, whitening="partial"),
+    Config("default, colour 0.6", trim=True, bands=2, colour=0.6, whitening="partial"),
+    Config("default + GeM", pooling="gem", trim=True, bands=2, colour=0.4, whitening="partial"),
+    Config("default + multi-scale", scales=(1.0, 0.71), trim=True, bands=2, colour=0.4, whitening="partial"),
+    Config("default + DBA 5 + QE 5", trim=True, bands=2, colour=0.4, whitening="partial", dba=5, qe=5),
+    Config("default + full whitening", trim=True, bands=2, colour=0.4, whitening="full"),
+    Config("default on efficientnet-lite1", "efficientnet-lite1", trim=True, bands=2, colour=0.4, whitening="partial"),
+    Config("default on efficientnet-lite2", "efficientnet-lite2", trim=True, bands=2, colour=0.4, whitening="partial"),
 ]
 
 
@@ -60,6 +79,7 @@ def main() -> None:
     from recommender.backbones import load_backbone
     from recommender.evaluation import evaluate_manifest
     from recommender.extractor import Extractor
+    from recommender.fingerprint import ExtractionOptions
     from recommender.refine import RefineOptions
 
     holidays = args.datasets / "holidays-dev" / "manifest.csv"
@@ -67,17 +87,22 @@ def main() -> None:
     for manifest in (holidays, scenes):
         if not manifest.exists():
             raise SystemExit(f"{manifest} is missing: pass --datasets (the evaluation photos are not in the repo)")
-    print_header("ablation: descriptor options on efficientnet-lite0")
+    print_header("ablation: descriptor options on efficientnet-lite0 (and the default on lite1, lite2)")
     chosen = [c for c in CONFIGS if not args.only or any(c.name.startswith(p) for p in args.only.split(","))]
-    extractors: dict[tuple[str, tuple[float, ...], bool], Extractor] = {}
+    extractors: dict[tuple[str, ExtractionOptions], Extractor] = {}
     rows = []
     started = time.perf_counter()
     for config in chosen:
-        key = (config.pooling, config.scales, config.trim)
+        options = ExtractionOptions(
+            pooling=config.pooling,
+            scales=config.scales,
+            trim_borders=config.trim,
+            bands=config.bands,
+            colour_weight=config.colour,
+        )
+        key = (config.backbone, options)
         if key not in extractors:
-            extractors[key] = Extractor(
-                load_backbone(pooling=config.pooling, scales=config.scales, trim_borders=config.trim)
-            )
+            extractors[key] = Extractor(load_backbone(config.backbone, options=options))
             extractors[key].warm_up()
         extractor = extractors[key]
         refine = RefineOptions(whitening=config.whitening, dba=config.dba, query_expansion=config.qe)

@@ -136,7 +136,7 @@ def evaluate_manifest(
     if not kept:
         raise ValueError(f"no photo of the manifest could be read. Received: {manifest}")
     raw = np.stack([embedded.vectors[i] for i in kept])
-    database, whitening = refine_catalog(raw, refine)
+    database, whitening = refine_catalog(raw, refine, unwhitened_tail=extractor.options.unwhitened_tail)
 
     def prepare(views: np.ndarray) -> np.ndarray:
         queries = whitening.apply(views) if whitening is not None else unit(views)

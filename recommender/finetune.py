@@ -28,6 +28,7 @@ from keras import layers, ops
 from tqdm import tqdm
 
 from recommender.evaluation import EvalReport, LabelledPhoto, read_manifest, retrieval_metrics
+from recommender.fingerprint import ExtractionOptions
 from recommender.images import UnsupportedImage
 from recommender.refine import DEFAULT_REFINE, Whitening, refine_catalog, unit
 
@@ -270,9 +271,9 @@ def finetune(
     if not photos:
         raise ValueError(f"the manifest lists no photos. Received: {manifest}")
 
-    # The backbone as `wanderlens index` loads it, and its extractor's decoding: the photos are then prepared
-    # exactly as they will be for the saved model, which loads with the same defaults.
-    loaded = load_backbone(backbone, include_top=False)
+    # The plain network (one band, no colour: training changes the network's part only) and its extractor's
+    # decoding: the photos are then prepared exactly as they will be for the saved model, whose defaults these are.
+    loaded = load_backbone(backbone, options=ExtractionOptions(), include_top=False)
     parts = _split_model(loaded.model, options)
     cached, kept, failures = _cache_activations(
         [photo.path for photo in photos],

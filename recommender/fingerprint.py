@@ -42,24 +42,58 @@ class BackboneFingerprint:
         return f"{self.name} ({self.layer}, {self.dim}-d, {self.input_size}px, weights {self.weights_sha256[:12]})"
 
 
+# The colour part of a fingerprint: a hue x saturation x value histogram of the photo's pixels. Scenes differ in
+# colour where a network trained on objects barely looks (ice against rock, sea against sky), and so do two photos
+# of one place seen at different times; its weight against the network's part is an extraction option.
+COLOUR_BINS = (8, 4, 4)
+COLOUR_DIM = COLOUR_BINS[0] * COLOUR_BINS[1] * COLOUR_BINS[2]
+MAX_BANDS = 4
+
+
 @dataclass(frozen=True)
 class ExtractionOptions:
     """How a backbone turns a photo into its fingerprint, beyond its weights: kept in the index so that the
-    worker extracts queries exactly as the catalog was extracted."""
+    worker extracts queries exactly as the catalog was extracted.
+
+    The defaults are the plain network (one band, no colour); `recommender.backbones.default_extraction` gives
+    each backbone's own defaults.
+    """
 
     pooling: str = "avg"  # "avg" or "gem" (generalised mean, p=3)
     scales: tuple[float, ...] = (1.0,)  # extra views of the photo, shrunk by each factor
     trim_borders: bool = True  # cut flat white/black bands (letterboxing, frames) before resizing
+    bands: int = 1  # horizontal bands of the last map pooled apart (2: sky and ground kept apart)
+    colour_weight: float = 0.0  # weight of the colour histogram beside the network's part (0: none)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bands <= MAX_BANDS:
+            raise ValueError(f"bands must be 1 to {MAX_BANDS}. Received: bands={self.bands!r}")
+        if not 0.0 <= self.colour_weight <= 4.0:
+            raise ValueError(f"colour_weight must be 0 to 4. Received: colour_weight={self.colour_weight!r}")
+
+    @property
+    def unwhitened_tail(self) -> int:
+        """Trailing fingerprint columns that a whitening must leave as they are: the colour histogram's."""
+        return COLOUR_DIM if self.colour_weight > 0 else 0
 
     def to_dict(self) -> dict[str, object]:
-        return {"pooling": self.pooling, "scales": list(self.scales), "trim_borders": self.trim_borders}
+        return {
+            "pooling": self.pooling,
+            "scales": list(self.scales),
+            "trim_borders": self.trim_borders,
+            "bands": self.bands,
+            "colour_weight": self.colour_weight,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> ExtractionOptions:
+        # A missing key means an index built before that option existed, i.e. without it.
         return cls(
             pooling=str(data.get("pooling", "avg")),
             scales=tuple(float(f) for f in data.get("scales", (1.0,))),  # type: ignore[union-attr]
             trim_borders=bool(data.get("trim_borders", False)),
+            bands=int(data.get("bands", 1)),  # type: ignore[arg-type]
+            colour_weight=float(data.get("colour_weight", 0.0)),  # type: ignore[arg-type]
         )
 
 

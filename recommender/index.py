@@ -416,7 +416,9 @@ def _publish(
     versions.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{manifest.version}-", dir=versions))
     try:
-        searched, whitening = refine_catalog(matrix, manifest.refine)
+        searched, whitening = refine_catalog(
+            matrix, manifest.refine, unwhitened_tail=manifest.extraction.unwhitened_tail
+        )
         np.save(staging / "raw.npy", matrix)
         np.save(staging / "vectors.npy", searched)
         if whitening is not None:

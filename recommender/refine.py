@@ -60,34 +60,48 @@ def unit(vectors: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Whitening:
-    """x -> unit((x - mean) @ projection), learned from the catalog's own raw fingerprints."""
+    """x -> unit((x - mean) @ projection), learned from the catalog's own raw fingerprints.
+
+    With ``passthrough`` > 0 the last that many columns (the colour histogram) are left as they are: only the
+    network's part is whitened, and it keeps the length it had beside them, so their relative weight is the one
+    chosen at extraction.
+    """
 
     mean: np.ndarray
     projection: np.ndarray
+    passthrough: int = 0
 
     @classmethod
-    def learn(cls, vectors: np.ndarray, kind: str) -> Whitening | None:
+    def learn(cls, vectors: np.ndarray, kind: str, *, passthrough: int = 0) -> Whitening | None:
         if kind == "none" or len(vectors) < MIN_WHITENING_PHOTOS:
             return None
         data = np.asarray(vectors, dtype=np.float64)
+        data = data[:, : data.shape[1] - passthrough]
         mean = data.mean(axis=0)
         centred = data - mean
         eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / len(data))
         eigenvalues = np.maximum(eigenvalues, 0.0)
         scale = np.power(eigenvalues + WHITENING_SHRINK[kind] * eigenvalues.mean(), -WHITENING_POWER[kind])
-        return cls(mean.astype(np.float32), (eigenvectors * scale).astype(np.float32))
+        return cls(mean.astype(np.float32), (eigenvectors * scale).astype(np.float32), passthrough)
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
-        return unit((np.asarray(vectors, dtype=np.float32) - self.mean) @ self.projection)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        whitened = unit((vectors[..., : self.mean.shape[0]] - self.mean) @ self.projection)
+        if not self.passthrough:
+            return whitened
+        head = vectors[..., : self.mean.shape[0]]
+        length = np.linalg.norm(head, axis=-1, keepdims=True)
+        return unit(np.concatenate([whitened * length, vectors[..., self.mean.shape[0] :]], axis=-1))
 
     def save(self, path: Path) -> None:
         with path.open("wb") as file:
-            np.savez(file, mean=self.mean, projection=self.projection)
+            np.savez(file, mean=self.mean, projection=self.projection, passthrough=np.int64(self.passthrough))
 
     @classmethod
     def load(cls, path: Path) -> Whitening:
         with np.load(path, allow_pickle=False) as data:
-            return cls(np.asarray(data["mean"]), np.asarray(data["projection"]))
+            passthrough = int(data["passthrough"]) if "passthrough" in data.files else 0
+            return cls(np.asarray(data["mean"]), np.asarray(data["projection"]), passthrough)
 
 
 def weighted_neighbours(
@@ -134,8 +148,13 @@ def expand_query(
     return weighted_neighbours(np.atleast_2d(queries), database, k, alpha, keep_query=True, skip_same_row=skip_same_row)
 
 
-def refine_catalog(raw: np.ndarray, options: RefineOptions) -> tuple[np.ndarray, Whitening | None]:
-    """The vectors to search, and the whitening that queries must go through too."""
-    whitening = Whitening.learn(raw, options.whitening)
+def refine_catalog(
+    raw: np.ndarray, options: RefineOptions, *, unwhitened_tail: int = 0
+) -> tuple[np.ndarray, Whitening | None]:
+    """The vectors to search, and the whitening that queries must go through too.
+
+    ``unwhitened_tail``: trailing columns the whitening leaves alone (`ExtractionOptions.unwhitened_tail`).
+    """
+    whitening = Whitening.learn(raw, options.whitening, passthrough=unwhitened_tail)
     vectors = whitening.apply(raw) if whitening is not None else unit(np.asarray(raw, dtype=np.float32))
     return augment_database(vectors, options.dba, options.alpha), whitening

@@ -57,17 +57,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     if manifest is None:
         open_index(args.index)  # raises the helpful "no index" error
         return 2
-    backbone = args.backbone or manifest.fingerprint.name
-    options = manifest.extraction  # queries are extracted as the catalog was
+    backbone = args.backbone or manifest.fingerprint.name  # queries are extracted as the catalog was
     extractor = Extractor(
-        load_backbone(
-            backbone,
-            weights=args.weights,
-            cache_dir=args.weights_cache,
-            pooling=options.pooling,
-            scales=options.scales,
-            trim_borders=options.trim_borders,
-        )
+        load_backbone(backbone, weights=args.weights, cache_dir=args.weights_cache, options=manifest.extraction)
     )
     index = open_index(args.index, expected=extractor.fingerprint)
     embedded = extractor.embed(extractor.preprocess(args.photo)[np.newaxis])
@@ -122,16 +114,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> object:
-    from recommender.backbones import load_backbone
+    from dataclasses import replace
 
-    return load_backbone(
-        args.backbone,
-        weights=args.weights,
-        cache_dir=args.weights_cache,
+    from recommender.backbones import default_extraction, load_backbone
+
+    defaults = default_extraction(args.backbone)
+    options = replace(
+        defaults,
         pooling=args.pooling,
         scales=tuple(float(f) for f in args.scales.split(",")),
         trim_borders=not args.no_trim,
+        bands=defaults.bands if args.bands is None else args.bands,
+        colour_weight=defaults.colour_weight if args.colour is None else args.colour,
     )
+    return load_backbone(args.backbone, weights=args.weights, cache_dir=args.weights_cache, options=options)
 
 
 def _refine(args: argparse.Namespace) -> object:
@@ -219,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument("--pooling", choices=("avg", "gem"), default="avg", help="pooling of the last map")
         group.add_argument("--scales", default="1", help="comma-separated view sizes, e.g. 1,0.71 (multi-scale)")
         group.add_argument("--no-trim", action="store_true", help="keep flat white/black borders")
+        group.add_argument(
+            "--bands", type=int, help="horizontal bands of the last map pooled apart (EfficientNet-Lite default 2)"
+        )
+        group.add_argument(
+            "--colour", type=float, help="weight of the colour histogram, 0 for none (EfficientNet-Lite default 0.4)"
+        )
         group.add_argument(
             "--whitening", choices=("none", "partial", "full"), default="partial", help="learned from the catalog"
         )

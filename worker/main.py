@@ -32,16 +32,13 @@ def load_model_and_index(settings: WorkerSettings) -> tuple[object, object]:
     manifest = read_manifest(settings.index_dir)
     if manifest is None:
         open_index(settings.index_dir)  # raises the "no index found: build one with ..." error
-    # Queries must be extracted exactly as the catalog was: pooling, scales and border trimming come from the index.
-    options = manifest.extraction if manifest is not None else None
+    # Queries must be extracted exactly as the catalog was: how is recorded in the index.
     extractor = Extractor(
         load_backbone(
             settings.backbone,
             weights=settings.weights,
             cache_dir=settings.weights_cache,
-            pooling=options.pooling if options else "avg",
-            scales=options.scales if options else (1.0,),
-            trim_borders=options.trim_borders if options else True,
+            options=manifest.extraction if manifest is not None else None,
         )
     )
     index = open_index(settings.index_dir, expected=extractor.fingerprint)

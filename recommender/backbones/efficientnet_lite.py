@@ -111,6 +111,44 @@ class GeneralizedMeanPooling(layers.Layer):
         return {**super().get_config(), "p": self.p}
 
 
+@keras.saving.register_keras_serializable(package="wanderlens")
+class BandPooling(layers.Layer):
+    """Pools each of ``bands`` horizontal bands of a feature map apart: (batch, H, W, C) -> (batch, bands * C).
+
+    Each band is the generalised mean (p = 1: the average) of its rows, made unit length so that every band counts
+    the same; the whole is unit length. With 2 bands, what is in the sky and what is on the ground stay apart:
+    a glacier under a grey sky and a rock face under a white one no longer average to the same thing. Bands of an
+    odd height share their middle row.
+    """
+
+    def __init__(self, bands: int = 2, p: float = 1.0, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.bands = bands
+        self.p = p
+
+    def call(self, inputs: keras.KerasTensor) -> keras.KerasTensor:
+        height = inputs.shape[1]
+        if height is None or height < self.bands:
+            raise ValueError(f"the feature map needs at least {self.bands} rows. Received: shape={inputs.shape}")
+        pooled = []
+        for band in range(self.bands):
+            top, bottom = band * height // self.bands, -(-(band + 1) * height // self.bands)
+            rows = inputs[:, top:bottom]
+            if self.p == 1.0:
+                mean = ops.mean(rows, axis=(1, 2))
+            else:
+                mean = ops.power(ops.mean(ops.power(ops.maximum(rows, 1e-6), self.p), axis=(1, 2)), 1.0 / self.p)
+            pooled.append(mean / ops.maximum(ops.norm(mean, axis=-1, keepdims=True), 1e-12))
+        return ops.concatenate(pooled, axis=-1) / float(np.sqrt(self.bands))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        channels = input_shape[-1]
+        return (input_shape[0], None if channels is None else self.bands * channels)
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "bands": self.bands, "p": self.p}
+
+
 def _block_indices(state: dict[str, np.ndarray]) -> list[int]:
     found = {int(m.group(1)) for key in state if (m := re.match(r"_blocks\.(\d+)\.", key))}
     return sorted(found)
@@ -125,6 +163,7 @@ def build_efficientnet_lite(
     gem_p: float = 3.0,
     input_size: int | None = None,
     scales: tuple[float, ...] = (1.0,),
+    bands: int = 1,
     name: str | None = None,
 ) -> keras.Model:
     """EfficientNet-Lite as a Keras model.
@@ -135,6 +174,8 @@ def build_efficientnet_lite(
     only for shape tests: the architecture is then taken from the default weights' shapes all the same).
     ``scales``: with more than one, the photo is also seen shrunk by each factor (same weights) and the
     embedding is the sum of the unit embeddings at every scale — details and layout at once.
+    ``bands``: with more than one, the last map's horizontal bands are pooled apart (`BandPooling`) and the
+    embedding is ``bands`` x 1280 long.
     """
     if len(scales) > 1:
         return _multi_scale(
@@ -144,6 +185,7 @@ def build_efficientnet_lite(
             pooling=pooling,
             gem_p=gem_p,
             scales=scales,
+            bands=bands,
             input_size=input_size,
         )
     if variant not in VARIANTS:
@@ -193,15 +235,17 @@ def build_efficientnet_lite(
         previous_out = out_channels
     x = _relu6("head_relu")(conv(x, "_conv_head.weight", "_bn1", 1, "head_conv"))
 
-    pool = (
-        layers.GlobalAveragePooling2D(name="avg_pool")
-        if pooling == "avg"
-        else GeneralizedMeanPooling(gem_p, name="gem_pool")
-    )
+    if bands > 1:
+        pool: layers.Layer = BandPooling(bands, 1.0 if pooling == "avg" else gem_p, name=f"{pooling}_{bands}_bands")
+    elif pooling == "avg":
+        pool = layers.GlobalAveragePooling2D(name="avg_pool")
+    else:
+        pool = GeneralizedMeanPooling(gem_p, name="gem_pool")
     outputs = {"embedding": pool(x)}
     if include_top:
         # The classifier was trained on average-pooled features, whatever the embedding's pooling.
-        pooled = outputs["embedding"] if pooling == "avg" else layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        whole_average = pooling == "avg" and bands == 1
+        pooled = outputs["embedding"] if whole_average else layers.GlobalAveragePooling2D(name="avg_pool")(x)
         head = layers.Dense(state["_fc.weight"].shape[0], name="logits")
         loaded.append((head, [state["_fc.weight"].T.astype(np.float32), state["_fc.bias"].astype(np.float32)]))
         outputs["logits"] = head(pooled)
@@ -220,6 +264,7 @@ def _multi_scale(
     pooling: str,
     gem_p: float,
     scales: tuple[float, ...],
+    bands: int,
     input_size: int | None,
 ) -> keras.Model:
     if any(not 0.25 <= factor <= 2.0 for factor in scales) or len(set(scales)) != len(scales):
@@ -232,6 +277,7 @@ def _multi_scale(
             include_top=include_top and factor == 1.0,
             pooling=pooling,
             gem_p=gem_p,
+            bands=bands,
             input_size=max(32, round(size * factor)),
             name=f"{variant.replace('-', '_')}_{max(32, round(size * factor))}px",
         )

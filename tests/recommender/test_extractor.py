@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import replace
 
 import keras
 import numpy as np
 import pytest
 
-from recommender.backbones import DEFAULT_BACKBONE, LoadedBackbone, load_backbone
+from recommender.backbones import DEFAULT_BACKBONE, LoadedBackbone, default_extraction, load_backbone
 from recommender.backbones.efficientnet_lite import packaged_weights_path
 from recommender.extractor import DEFAULT_BUCKETS, Extractor
-from recommender.fingerprint import FingerprintMismatch
+from recommender.fingerprint import COLOUR_DIM, ExtractionOptions, FingerprintMismatch
 from recommender.images import load_for_model
 from recommender.labels import imagenet_class_names
 from recommender.torch_pickle import load_state_dict
@@ -31,6 +32,7 @@ VARIANTS = [
     ("efficientnet-lite2", 260, "9656183eaeaf"),
 ]
 VARIANT_NAMES = [name for name, _, _ in VARIANTS]
+DEFAULT_DIM = 2 * 1280 + COLOUR_DIM  # two bands of the last map, then the colour histogram
 
 # What ImageNet calls a coast or the sea, generously: labels of the scene, of boats and of sea animals.
 WATER_LABELS = {
@@ -46,7 +48,7 @@ LITE0_STRIDE_2_BLOCKS = {1, 3, 5, 11}  # the first block of stages 2, 3, 4 and 6
 
 @functools.cache
 def extractor(name: str, pooling: str = "avg") -> Extractor:
-    return Extractor(load_backbone(name, pooling=pooling))
+    return Extractor(load_backbone(name, options=replace(default_extraction(name), pooling=pooling)))
 
 
 def noise(count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -66,17 +68,17 @@ def test_variant(name, size, sha_prefix):
     ex = extractor(name)
     assert ex.input_size == size
     assert ex.fingerprint.name == name
-    assert ex.fingerprint.dim == 1280
+    assert ex.fingerprint.dim == DEFAULT_DIM
     assert ex.fingerprint.weights_sha256.startswith(sha_prefix)
     images = noise(3, size)
 
     together = ex.embed(images)
     apart = [ex.embed(images[i : i + 1]) for i in range(3)]
 
-    assert together.vectors.shape == (3, 1280)
+    assert together.vectors.shape == (3, DEFAULT_DIM)
     assert together.vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(together.vectors, axis=1), 1.0, atol=1e-5)
-    assert (together.vectors >= 0).all()  # pooled ReLU6 activations
+    assert (together.vectors >= 0).all()  # pooled ReLU6 activations and square roots of colour counts
     np.testing.assert_allclose(together.vectors, np.concatenate([e.vectors for e in apart]), atol=1e-5)
     assert not np.allclose(together.vectors[0], together.vectors[1], atol=1e-3)  # different photos, different vectors
     _check_hints(together.hints, count=3)
@@ -103,7 +105,7 @@ def test_more_photos_than_the_largest_bucket():
 
     embedded = ex.embed(images)  # one chunk of 32, then 8 in the bucket of 8
 
-    assert embedded.vectors.shape == (40, 1280)
+    assert embedded.vectors.shape == (40, DEFAULT_DIM)
     assert len(embedded.hints) == 40
     np.testing.assert_allclose(np.linalg.norm(embedded.vectors, axis=1), 1.0, atol=1e-5)
     for i in (0, 31, 32, 39):
@@ -113,7 +115,7 @@ def test_more_photos_than_the_largest_bucket():
 def test_no_photos():
     ex = extractor(DEFAULT_BACKBONE)
     embedded = ex.embed(np.zeros((0, ex.input_size, ex.input_size, 3), dtype=np.uint8))
-    assert embedded.vectors.shape == (0, 1280)
+    assert embedded.vectors.shape == (0, DEFAULT_DIM)
     assert embedded.vectors.dtype == np.float32
     assert embedded.hints == []
 
@@ -164,7 +166,7 @@ def test_fingerprints_tell_variants_and_pooling_apart():
     assert len({p.key for p in [*prints.values(), gem]}) == 4
     assert len({p.weights_sha256 for p in prints.values()}) == 3
     lite0 = prints[DEFAULT_BACKBONE]
-    assert (lite0.layer, gem.layer) == ("head_relu/avg_pool", "head_relu/gem_pool")
+    assert (lite0.layer, gem.layer) == ("head_relu/avg_poolx2bands+hsv128x0.4", "head_relu/gem_poolx2bands+hsv128x0.4")
     assert (gem.name, gem.weights_sha256, gem.dim) == (lite0.name, lite0.weights_sha256, lite0.dim)
     assert lite0.preprocessing.endswith("(x-127)/128")
 
@@ -202,7 +204,14 @@ def test_weights_from_a_file_are_fingerprinted_by_content():
     ("kwargs", "message"),
     [
         ({"name": "efficientnet-lite9"}, "unknown backbone; choose one of efficientnet-lite0"),
-        ({"name": DEFAULT_BACKBONE, "pooling": "max"}, "pooling must be 'avg' or 'gem'. Received: pooling='max'"),
+        (
+            {"name": DEFAULT_BACKBONE, "options": ExtractionOptions(pooling="max")},
+            "pooling must be 'avg' or 'gem'. Received: pooling='max'",
+        ),
+        (
+            {"name": "vgg16-places365", "weights": None, "options": ExtractionOptions(bands=2)},
+            "pooling, scales and bands can only be chosen for EfficientNet-Lite",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -291,13 +300,13 @@ def test_photos_of_a_scene_are_closer_to_each_other():
 
 def test_multi_scale_views_share_the_weights_and_have_their_own_fingerprint():
     single = Extractor(load_backbone(DEFAULT_BACKBONE))
-    multi = Extractor(load_backbone(DEFAULT_BACKBONE, scales=(1.0, 0.71)))
-    assert multi.fingerprint.layer.endswith("@1,0.71") and multi.fingerprint != single.fingerprint
+    multi = Extractor(load_backbone(DEFAULT_BACKBONE, options=replace(default_extraction(), scales=(1.0, 0.71))))
+    assert "@1,0.71" in multi.fingerprint.layer and multi.fingerprint != single.fingerprint
     assert multi.options.scales == (1.0, 0.71)
     photos = np.random.default_rng(3).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
     vectors = multi.embed(photos).vectors
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # Not the single-scale vectors: the smaller view really contributes.
     assert np.max(np.abs(vectors - single.embed(photos).vectors)) > 1e-3
-    with pytest.raises(ValueError, match="pooling and scales can only be chosen for EfficientNet-Lite"):
-        load_backbone("vgg16-places365", weights=None, scales=(1.0, 0.5))
+    with pytest.raises(ValueError, match="pooling, scales and bands can only be chosen for EfficientNet-Lite"):
+        load_backbone("vgg16-places365", weights=None, options=ExtractionOptions(scales=(1.0, 0.5)))
