@@ -8,9 +8,9 @@ from keras import layers, ops
 
 from recommender.fingerprint import COLOUR_BINS
 
-# Every second pixel in each direction: a histogram of a quarter of the pixels of a 224 px photo differs from the
-# full one by noise, at a quarter of the cost.
-_STRIDE = 2
+# Every fourth pixel in each direction: over the evaluation sets, the histogram of 3,136 of a 224 px photo's pixels
+# ranks as well as that of all 50,176 (README), and costs a sixteenth.
+_STRIDE = 4
 
 
 @keras.saving.register_keras_serializable(package="wanderlens")
@@ -29,13 +29,13 @@ class ColourHistogram(layers.Layer):
         hsv = ops.image.rgb_to_hsv(ops.clip(sampled, 0.0, 1.0))
         batch = ops.shape(hsv)[0]
         flat = ops.reshape(hsv, (batch, -1, 3))
-        # One-hot per channel, then their outer product summed over pixels: a 3-D histogram without bincount,
-        # which JAX cannot compile.
         hue, saturation, value = (
-            ops.one_hot(ops.minimum(ops.cast(flat[..., axis] * count, "int32"), count - 1), count)
-            for axis, count in enumerate(self.bins)
+            ops.minimum(ops.cast(flat[..., axis] * count, "int32"), count - 1) for axis, count in enumerate(self.bins)
         )
-        counts = ops.einsum("bnh,bns,bnv->bhsv", hue, saturation, value)
+        # Counting as a batched product of one-hot codes (hue-saturation by value) rather than with bincount, which
+        # JAX cannot compile; it is also the cheapest of the ways measured.
+        hue_saturation = ops.one_hot(hue * self.bins[1] + saturation, self.bins[0] * self.bins[1])
+        counts = ops.einsum("bnk,bnv->bkv", hue_saturation, ops.one_hot(value, self.bins[2]))
         roots = ops.sqrt(ops.reshape(counts, (batch, -1)))
         return roots / ops.maximum(ops.norm(roots, axis=-1, keepdims=True), 1e-12)
 
