@@ -27,10 +27,10 @@ import numpy as np
 from keras import layers, ops
 from tqdm import tqdm
 
-from recommender.evaluation import EvalReport, LabelledPhoto, read_manifest, retrieval_metrics
+from recommender.evaluation import EvalReport, LabelledPhoto, evaluate_vectors, read_manifest, retrieval_metrics
 from recommender.fingerprint import ExtractionOptions
 from recommender.images import UnsupportedImage
-from recommender.refine import DEFAULT_REFINE, Whitening, refine_catalog, unit
+from recommender.refine import DEFAULT_REFINE, Whitening, unit
 
 logger = logging.getLogger(__name__)
 
@@ -453,9 +453,8 @@ def _evaluate(
         for start in range(0, len(activations), CACHE_BATCH)
     ]
     vectors = unit(np.concatenate(chunks))
-    indexed, _ = refine_catalog(vectors, DEFAULT_REFINE)
     labels, queries = [p.label for p in photos], [p.is_query for p in photos]
-    return retrieval_metrics(vectors, labels, queries), retrieval_metrics(indexed, labels, queries)
+    return retrieval_metrics(vectors, labels, queries), evaluate_vectors(vectors, labels, queries, DEFAULT_REFINE)
 
 
 def _batches(

@@ -17,7 +17,9 @@ import numpy as np
 WHITENINGS = ("none", "partial", "full")
 WHITENING_POWER = {"partial": 0.25, "full": 0.5}
 WHITENING_SHRINK = {"partial": 4.0, "full": 1.0}  # added to each eigenvalue, in units of their mean
-MIN_WHITENING_PHOTOS = 32  # fewer photos than this say nothing reliable about the catalog's directions
+# Fewer photos than this say nothing reliable about the catalog's directions (whitening) or about what each photo's
+# nearest neighbours have in common (DBA: with 5 neighbours in a dozen photos, everything blurs into everything).
+MIN_PHOTOS_TO_LEARN_FROM = 32
 _CHUNK = 4096
 
 
@@ -49,7 +51,7 @@ class RefineOptions:
         )
 
 
-DEFAULT_REFINE = RefineOptions()
+DEFAULT_REFINE = RefineOptions(whitening="partial", dba=5)  # measured in the README's ablation
 NO_REFINE = RefineOptions(whitening="none")
 
 
@@ -73,7 +75,7 @@ class Whitening:
 
     @classmethod
     def learn(cls, vectors: np.ndarray, kind: str, *, passthrough: int = 0) -> Whitening | None:
-        if kind == "none" or len(vectors) < MIN_WHITENING_PHOTOS:
+        if kind == "none" or len(vectors) < MIN_PHOTOS_TO_LEARN_FROM:
             return None
         data = np.asarray(vectors, dtype=np.float64)
         data = data[:, : data.shape[1] - passthrough]
@@ -134,7 +136,7 @@ def weighted_neighbours(
 
 def augment_database(vectors: np.ndarray, k: int, alpha: float) -> np.ndarray:
     """DBA: each catalog vector moves toward its k nearest catalog neighbours (itself not counted twice)."""
-    if k <= 0 or len(vectors) < 2:
+    if k <= 0 or len(vectors) < MIN_PHOTOS_TO_LEARN_FROM:
         return vectors
     return weighted_neighbours(vectors, vectors, k + 1, alpha, keep_query=False)  # its own row is among the best
 

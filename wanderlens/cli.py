@@ -191,6 +191,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from recommender.refine import DEFAULT_REFINE  # numpy only: the CLI starts without TensorFlow
+
     parser = argparse.ArgumentParser(prog="wanderlens", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -222,10 +224,23 @@ def build_parser() -> argparse.ArgumentParser:
             "--colour", type=float, help="weight of the colour histogram, 0 for none (EfficientNet-Lite default 0.4)"
         )
         group.add_argument(
-            "--whitening", choices=("none", "partial", "full"), default="partial", help="learned from the catalog"
+            "--whitening",
+            choices=("none", "partial", "full"),
+            default=DEFAULT_REFINE.whitening,
+            help="learned from the catalog",
         )
-        group.add_argument("--dba", type=int, default=0, help="database-side augmentation: neighbours (0: off)")
-        group.add_argument("--qe", type=int, default=0, help="query expansion: neighbours (0: off)")
+        group.add_argument(
+            "--dba",
+            type=int,
+            default=DEFAULT_REFINE.dba,
+            help=f"database-side augmentation: neighbours (0: off; default {DEFAULT_REFINE.dba})",
+        )
+        group.add_argument(
+            "--qe",
+            type=int,
+            default=DEFAULT_REFINE.query_expansion,
+            help=f"query expansion: neighbours (0: off; default {DEFAULT_REFINE.query_expansion})",
+        )
 
     index = commands.add_parser("index", help="fingerprint a catalog folder into an index")
     index.add_argument("catalog", type=Path, help="folder of photos, optionally with catalog.csv")

@@ -17,7 +17,7 @@ from recommender.backbones.efficientnet_lite import EMBEDDING_DIM, BandPooling
 from recommender.extractor import Extractor
 from recommender.fingerprint import COLOUR_BINS, COLOUR_DIM, ExtractionOptions
 from recommender.images import load_for_model
-from recommender.refine import DEFAULT_REFINE, Whitening, refine_catalog, unit
+from recommender.refine import DEFAULT_REFINE, RefineOptions, Whitening, refine_catalog, unit
 from tests.conftest import shared_dataset
 
 
@@ -145,7 +145,7 @@ def test_whitening_passes_the_colour_through_with_its_weight():
     tail = unit(rng.random((200, 4)))
     raw = unit(np.concatenate([head, 0.5 * tail], axis=1))
 
-    searched, whitening = refine_catalog(raw, DEFAULT_REFINE, unwhitened_tail=4)
+    searched, whitening = refine_catalog(raw, RefineOptions(whitening="partial"), unwhitened_tail=4)
 
     assert whitening is not None and whitening.passthrough == 4 and whitening.projection.shape == (16, 16)
     np.testing.assert_allclose(np.linalg.norm(searched, axis=1), 1.0, atol=1e-5)

@@ -32,12 +32,15 @@ from recommender.index import (
     open_index,
     read_manifest,
 )
+from recommender.refine import DEFAULT_REFINE, RefineOptions, augment_database
 from tests.conftest import shared_dataset
 from tests.worker.fakes import ColourExtractor, colour_catalog, photo_bytes
 
 
-def build(catalog_dir: Path, out: Path, extractor: ColourExtractor | None = None):
-    return build_index(load_catalog(catalog_dir), extractor or ColourExtractor(), out, progress=False)
+def build(
+    catalog_dir: Path, out: Path, extractor: ColourExtractor | None = None, refine: RefineOptions = DEFAULT_REFINE
+):
+    return build_index(load_catalog(catalog_dir), extractor or ColourExtractor(), out, progress=False, refine=refine)
 
 
 def published(out: Path) -> list[str]:
@@ -322,7 +325,8 @@ def test_an_interrupted_build_leaves_the_current_version(catalog_dir, tmp_path, 
 def test_search_exclude_and_pages(tmp_path):
     catalog_dir = colour_catalog(tmp_path / "catalog", 40)
     out = tmp_path / "index"
-    build(catalog_dir, out)
+    # Without DBA the second query ties two photos exactly, which is what the paging below is about.
+    build(catalog_dir, out, refine=RefineOptions(whitening="partial"))
     index = open_index(out, use_accelerator=False)  # exact scores to compare with numpy's
     queries = np.stack([index.vectors[5], index.vectors[17] * 0.5 + index.vectors[30] * 0.5])
 
@@ -422,7 +426,7 @@ def test_real_photos(request, tmp_path):
 
 def test_whitened_index_ranks_in_its_own_space_but_reports_plain_photo_similarity(tmp_path):
     catalog_dir = colour_catalog(tmp_path / "catalog", 40)
-    build(catalog_dir, tmp_path / "index")
+    build(catalog_dir, tmp_path / "index", refine=RefineOptions(whitening="partial"))
     index = open_index(tmp_path / "index", use_accelerator=False)
     assert index.whitening is not None and index.refine.whitening == "partial"
     raw = np.asarray(index.raw_vectors)
@@ -433,3 +437,26 @@ def test_whitened_index_ranks_in_its_own_space_but_reports_plain_photo_similarit
     positions = [index.position(r.destination.id) for r in best]
     np.testing.assert_allclose(index.photo_similarity(query, positions), raw[positions] @ query, atol=1e-6)
     assert index.photo_similarity(query, positions)[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_default_index_moves_each_photo_toward_its_neighbours_and_a_catalog_photo_still_finds_itself(tmp_path):
+    catalog_dir = colour_catalog(tmp_path / "catalog", 40)
+    build(catalog_dir, tmp_path / "index")
+    index = open_index(tmp_path / "index", use_accelerator=False)
+    assert index.refine == DEFAULT_REFINE and DEFAULT_REFINE.dba == 5
+    raw = np.asarray(index.raw_vectors)
+    whitened = index.prepare_queries(raw)
+
+    np.testing.assert_allclose(index.vectors, augment_database(whitened, 5, DEFAULT_REFINE.alpha), atol=1e-6)
+    assert not np.allclose(index.vectors, whitened, atol=1e-3)
+    for position in (0, 7, 39):
+        best = index.search(whitened[position], 1)[0][0]
+        assert best.destination.id == f"p{position:04d}"
+
+
+def test_a_catalog_too_small_to_learn_from_is_searched_as_it_is(tmp_path):
+    catalog_dir = colour_catalog(tmp_path / "catalog", 12)
+    build(catalog_dir, tmp_path / "index")
+    index = open_index(tmp_path / "index", use_accelerator=False)
+    assert index.whitening is None
+    np.testing.assert_allclose(index.vectors, np.asarray(index.raw_vectors), atol=1e-6)
