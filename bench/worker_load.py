@@ -142,12 +142,13 @@ def catalog_photos(count: int) -> list[Path]:
 def cached_index(count: int, backbone: str) -> tuple[Path, str]:
     """An index of ``count`` catalog photos, built once and kept under INDEX_CACHE, keyed by the photo list and
     by what ``wanderlens index`` does by default (so a changed default rebuilds it)."""
+    from recommender.backbones import default_extraction
     from recommender.refine import DEFAULT_REFINE
 
     photos = catalog_photos(count)
     if not photos:
         raise SystemExit(f"no catalog photos in {', '.join(map(str, CATALOG_SOURCES))}")
-    key = hashlib.sha256(f"{backbone}\n{DEFAULT_REFINE}\n".encode())
+    key = hashlib.sha256(f"{backbone}\n{default_extraction(backbone)}\n{DEFAULT_REFINE}\n".encode())
     for photo in photos:
         key.update(f"{photo.relative_to(SHARED_DATASETS)}:{photo.stat().st_size}\n".encode())
     folder = INDEX_CACHE / key.hexdigest()[:16]

@@ -9,10 +9,14 @@ whitening (eigenvalues to the power -1/4, with shrinkage) keeps scene-level simi
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
 
 WHITENINGS = ("none", "partial", "full")
 WHITENING_POWER = {"partial": 0.25, "full": 0.5}
@@ -20,6 +24,8 @@ WHITENING_SHRINK = {"partial": 4.0, "full": 1.0}  # added to each eigenvalue, in
 # Fewer photos than this say nothing reliable about the catalog's directions (whitening) or about what each photo's
 # nearest neighbours have in common (DBA: with 5 neighbours in a dozen photos, everything blurs into everything).
 MIN_PHOTOS_TO_LEARN_FROM = 32
+# DBA compares every catalog photo with every other: 100,000 photos take minutes on two cores, a million hours.
+MAX_DBA_PHOTOS = 100_000
 _CHUNK = 4096
 
 
@@ -121,7 +127,8 @@ def weighted_neighbours(
     """
     out = np.empty_like(queries, dtype=np.float32)
     k = min(k, len(database))
-    for start in range(0, len(queries), _CHUNK):
+    starts = range(0, len(queries), _CHUNK)
+    for start in tqdm(starts, desc="Neighbours", unit="chunk", disable=len(starts) < 4, leave=False):
         block = queries[start : start + _CHUNK]
         scores = block @ database.T
         if skip_same_row:
@@ -137,6 +144,13 @@ def weighted_neighbours(
 def augment_database(vectors: np.ndarray, k: int, alpha: float) -> np.ndarray:
     """DBA: each catalog vector moves toward its k nearest catalog neighbours (itself not counted twice)."""
     if k <= 0 or len(vectors) < MIN_PHOTOS_TO_LEARN_FROM:
+        return vectors
+    if len(vectors) > MAX_DBA_PHOTOS:
+        logger.warning(
+            "DBA skipped: %d catalog photos is more than %d (it compares every photo with every other)",
+            len(vectors),
+            MAX_DBA_PHOTOS,
+        )
         return vectors
     return weighted_neighbours(vectors, vectors, k + 1, alpha, keep_query=False)  # its own row is among the best
 

@@ -4,6 +4,7 @@ leaves the colour alone. Each is checked against a plain numpy (or Pillow) compu
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import replace
 
 import keras
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from recommender import evaluation, refine
 from recommender.backbones import DEFAULT_BACKBONE, default_extraction, load_backbone
 from recommender.backbones.colour import ColourHistogram
 from recommender.backbones.efficientnet_lite import EMBEDDING_DIM, BandPooling
@@ -189,3 +191,43 @@ def test_extraction_options_round_trip_and_old_indexes_mean_none_of_the_new_part
 def test_extraction_options_refuse_nonsense(fields, message):
     with pytest.raises(ValueError, match=message):
         ExtractionOptions(**fields)
+
+
+# --- DBA: its limits, and measuring it without leaking ------------------------------------------------------------
+
+
+def test_dba_is_skipped_with_a_warning_beyond_its_limit(monkeypatch, caplog):
+    vectors = unit(np.random.default_rng(4).normal(size=(50, 8)))
+    assert not np.allclose(refine.augment_database(vectors, 5, 3.0), vectors)
+    monkeypatch.setattr(refine, "MAX_DBA_PHOTOS", 40)
+
+    with caplog.at_level(logging.WARNING, logger="recommender.refine"):
+        same = refine.augment_database(vectors, 5, 3.0)
+
+    np.testing.assert_array_equal(same, vectors)
+    assert "DBA skipped: 50 catalog photos is more than 40" in caplog.text
+
+
+def test_with_dba_each_query_is_searched_in_a_catalog_augmented_without_it(monkeypatch):
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(4, 12))
+    raw = unit(np.repeat(centres, 10, axis=0) + 1.2 * rng.normal(size=(40, 12)))
+    labels = [f"place {i // 10}" for i in range(40)]
+    options = RefineOptions(whitening="none", dba=5, query_expansion=2)
+    monkeypatch.setattr(evaluation, "HELD_OUT_FOLDS", 40)  # folds of one: exact leave-one-out
+
+    report = evaluation.evaluate_vectors(raw, labels, [True] * 40, options)
+
+    # Each query on its own, in a catalog that never saw it.
+    first_hits = []
+    for query in range(40):
+        rest = np.arange(40) != query
+        catalog = refine.augment_database(raw[rest], options.dba, options.alpha)
+        expanded = refine.expand_query(raw[query : query + 1], catalog, options.query_expansion, options.alpha)
+        best = int(np.argmax(expanded[0] @ catalog.T))
+        first_hits.append(np.asarray(labels)[rest][best] == labels[query])
+    assert report.queries == 40 and report.database == 39
+    assert report.precision_at_1 == pytest.approx(np.mean(first_hits))
+    # Leave-one-out over a catalog augmented with every photo, queries included, scores differently.
+    leaky = evaluation.retrieval_metrics(refine.augment_database(raw, 5, 3.0), labels, [True] * 40)
+    assert leaky.precision_at_1 != report.precision_at_1
