@@ -61,7 +61,7 @@ def _weights_id(path: Path | None) -> str:
 
 def default_extraction(name: str = DEFAULT_BACKBONE) -> ExtractionOptions:
     """How a backbone extracts unless told otherwise: the measured best for EfficientNet-Lite (two bands and the
-    colour histogram, README "Better recommendations"), the plain network for every other backbone."""
+    colour histogram: README, "Better than the tutorial"), the plain network for every other backbone."""
     from recommender.backbones.efficientnet_lite import VARIANTS
 
     if name in VARIANTS:
