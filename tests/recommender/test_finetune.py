@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -143,6 +144,7 @@ def test_plan_epoch_draws_every_photo_in_fixed_size_batches():
         ({"batch_groups": 1}, "Received: batch_groups=1"),
         ({"head_epochs": 0, "epochs": 0}, "Received: head_epochs=0, epochs=0"),
         ({"margin": 0.0}, "Received: margin=0.0"),
+        ({"trained_share": 0.0}, "Received: trained_share=0.0"),
     ],
 )
 def test_options_are_checked(change, message):
@@ -209,6 +211,26 @@ def test_only_the_layers_from_trainable_from_changed(tuned):
         assert same == (layer.name not in trained), layer.name
         compared += 1
     assert compared > 40
+
+
+def test_the_saved_weights_are_the_chosen_share_of_the_way_from_the_start(tuned, scenes, tmp_path):
+    assert tuned.options.trained_share == 0.5
+    whole = finetune(scenes, tmp_path / "whole.keras", options=replace(TINY, trained_share=1.0), progress=False)
+    half = keras.saving.load_model(tuned.output, compile=False)
+    trained = keras.saving.load_model(whole.output, compile=False)
+    original = build_efficientnet_lite("efficientnet-lite0", include_top=False)
+
+    for name in tuned.trained_layers:
+        if name == "projection":
+            continue  # it starts from the training photos' whitening, not from the original network
+        for start, at_half, at_end in zip(
+            original.get_layer(name).get_weights(),
+            half.get_layer(name).get_weights(),
+            trained.get_layer(name).get_weights(),
+            strict=True,
+        ):
+            assert not np.allclose(at_end, start, atol=1e-6), name  # training moved it ...
+            np.testing.assert_allclose(at_half, (start + at_end) / 2, atol=1e-6, err_msg=name)  # ... half of it saved
 
 
 def test_refuses_to_overwrite(tuned, scenes):
