@@ -252,7 +252,7 @@ def test_holidays_held_out_map_does_not_drop_beyond_one_query(tmp_path):
     queries = report.before.queries
     assert report.after.queries == queries == len(report.held_out_groups)
     # 45 held-out queries: one photo ranked differently moves mAP by up to 1/45. Across six seeded splits the
-    # defaults moved it by -0.013 to +0.031, so "no worse than one query" is what can be asserted.
+    # defaults moved it by -0.012 to +0.036, so "no worse than one query" is what can be asserted.
     before, after = report.before.mean_average_precision, report.after.mean_average_precision
     assert after >= before - 1 / queries, f"held-out mAP before {before:.4f}, after {after:.4f}\n{report.summary()}"
     # The held-out photos are enough to learn a whitening from: the "as indexed" figures are really refined.
