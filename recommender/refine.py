@@ -94,12 +94,12 @@ class Whitening:
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.asarray(vectors, dtype=np.float32)
-        whitened = unit((vectors[..., : self.mean.shape[0]] - self.mean) @ self.projection)
+        head, tail = vectors[..., : self.mean.shape[0]], vectors[..., self.mean.shape[0] :]
+        whitened = unit((head - self.mean) @ self.projection)
         if not self.passthrough:
             return whitened
-        head = vectors[..., : self.mean.shape[0]]
         length = np.linalg.norm(head, axis=-1, keepdims=True)
-        return unit(np.concatenate([whitened * length, vectors[..., self.mean.shape[0] :]], axis=-1))
+        return unit(np.concatenate([whitened * length, tail], axis=-1))
 
     def save(self, path: Path) -> None:
         with path.open("wb") as file:

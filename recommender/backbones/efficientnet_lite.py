@@ -95,6 +95,13 @@ def _relu6(name: str) -> layers.Layer:
     return layers.ReLU(max_value=6.0, name=name)
 
 
+def _generalised_mean(maps: keras.KerasTensor, p: float) -> keras.KerasTensor:
+    """(mean over the spatial axes of x^p)^(1/p); p = 1 is the plain average."""
+    if p == 1.0:
+        return ops.mean(maps, axis=(1, 2))
+    return ops.power(ops.mean(ops.power(ops.maximum(maps, 1e-6), p), axis=(1, 2)), 1.0 / p)
+
+
 @keras.saving.register_keras_serializable(package="wanderlens")
 class GeneralizedMeanPooling(layers.Layer):
     """GeM pooling: (mean x^p)^(1/p) over the spatial axes; p = 1 is average pooling, large p tends to max."""
@@ -104,8 +111,7 @@ class GeneralizedMeanPooling(layers.Layer):
         self.p = p
 
     def call(self, inputs: keras.KerasTensor) -> keras.KerasTensor:
-        clipped = ops.maximum(inputs, 1e-6)
-        return ops.power(ops.mean(ops.power(clipped, self.p), axis=(1, 2)), 1.0 / self.p)
+        return _generalised_mean(inputs, self.p)
 
     def get_config(self) -> dict[str, object]:
         return {**super().get_config(), "p": self.p}
@@ -133,11 +139,7 @@ class BandPooling(layers.Layer):
         pooled = []
         for band in range(self.bands):
             top, bottom = band * height // self.bands, -(-(band + 1) * height // self.bands)
-            rows = inputs[:, top:bottom]
-            if self.p == 1.0:
-                mean = ops.mean(rows, axis=(1, 2))
-            else:
-                mean = ops.power(ops.mean(ops.power(ops.maximum(rows, 1e-6), self.p), axis=(1, 2)), 1.0 / self.p)
+            mean = _generalised_mean(inputs[:, top:bottom], self.p)
             pooled.append(mean / ops.maximum(ops.norm(mean, axis=-1, keepdims=True), 1e-12))
         return ops.concatenate(pooled, axis=-1) / float(np.sqrt(self.bands))
 
