@@ -14,8 +14,9 @@ Steps, each printed under its own heading; one that fails prints its error and t
    ``bench/gpu_reference.npz`` exists (``--write-reference``, e.g. made with TensorFlow on the CPU machine), its
    photos are used and its vectors are compared too;
 3. extraction throughput on the accelerator at batch 1, 64 and 256 (random uint8 input);
-4. top-k over a synthetic (10M, 1280) float16 matrix made on the accelerator, beside the memory-bandwidth floor
-   (bandwidth measured here on the same matrix), and ``ExactIndex`` on a 1M-row float32 slice of it.
+4. top-k over a synthetic (10M, 2688) float16 matrix (2688: the default fingerprint's size) made on the
+   accelerator, beside the memory-bandwidth floor (bandwidth measured here on the same matrix), and ``ExactIndex``
+   on a 1M-row float32 slice of it.
 
 The last line is machine-readable: ``gpu_batch256_img_per_s=… topk_10M_ms=… max_cos_diff=…`` (``nan`` for a
 step that failed). Nothing here imports TensorFlow, except Keras itself in ``--write-reference`` under it.
@@ -57,13 +58,13 @@ REFERENCE = REPO / "bench" / "gpu_reference.npz"
 PASS_COSINE = 0.999
 HINTS = 5
 THROUGHPUT_BATCHES = (1, 64, 256)
-DIM = 1280
+DIM = 2688  # the default fingerprint: 2 bands x 1280 + 128 colour bins
 K = 10
 QUERY_BATCH = 32
 DEFAULT_ROWS = 10_000_000
 QUICK_ROWS = 1_000_000
 INDEX_ROWS = 1_000_000  # the ExactIndex slice
-CHUNK_ROWS = 262_144  # rows generated per step on the device (1.3 GB of float32 scratch)
+CHUNK_ROWS = 262_144  # rows generated per step on the device (2.8 GB of float32 scratch)
 COPY_BYTES = 2 << 30  # the device-to-device copy that measures bandwidth beside the full-matrix reduction
 CPU_WORKER_TIMEOUT_S = 300
 TIMING_HEADERS = ["operation", "queries", "calls", "ms/call", "p95", "ms/query", "floor ms", "x floor"]

@@ -9,7 +9,7 @@ Each query reads the whole (N, dim) matrix once, so on a CPU the search cannot b
 ``matrix bytes / memory bandwidth``: that is the "floor" column. The bandwidth is measured here, before the
 searches, as the faster of two reads of a 1 GiB float32 array: ``np.sum`` (one thread, streaming) and a
 matrix-vector product ``a @ ones`` (OpenBLAS sgemv, all cores). Search goes through
-``recommender.search.ExactIndex(use_accelerator=False)`` (numpy's BLAS) and ``top_k`` with k=10; the
+``recommender.search.ExactIndex(placement="host")`` (numpy's BLAS) and ``top_k`` with k=10; the
 batch-32 column searches 32 queries in one call (one matrix-matrix product, then 32 top-k selections).
 
 numpy has no BLAS kernel for float16, so float16 halves the memory but its product runs in numpy's own loop;
@@ -142,7 +142,7 @@ def main() -> None:
 
 def measure(matrix: np.ndarray, queries: np.ndarray, repeats: int, bandwidth: float) -> list[object]:
     """One table row: the floor, then scores / top_k / search of one query, then a batch of queries."""
-    index = ExactIndex(matrix, use_accelerator=False)
+    index = ExactIndex(matrix, placement="host")
     label = size_label(len(matrix))
     half = matrix.dtype == np.float16
     repeats, warmup = (3, 1) if half else (repeats, 2)

@@ -32,7 +32,7 @@ from recommender.fingerprint import BackboneFingerprint, ExtractionOptions, Fing
 from recommender.images import content_hash
 from recommender.pipeline import embed_paths
 from recommender.refine import DEFAULT_REFINE, NO_REFINE, RefineOptions, Whitening, refine_catalog, unit
-from recommender.search import ExactIndex, Match, collapse_duplicates, near_duplicate_groups, top_k
+from recommender.search import ExactIndex, Match, Placement, collapse_duplicates, near_duplicate_groups, top_k
 
 if TYPE_CHECKING:
     from recommender.extractor import Extractor
@@ -111,7 +111,7 @@ class DestinationIndex:
     duplicate_groups: np.ndarray | None = None
     version: str = "in-memory"
     path: Path | None = None
-    use_accelerator: bool = True
+    placement: Placement = "auto"
     raw_vectors: np.ndarray | None = None
     whitening: Whitening | None = None
     refine: RefineOptions = NO_REFINE
@@ -124,7 +124,7 @@ class DestinationIndex:
                 f"one vector per destination expected. Received: {len(self.destinations)} destinations, "
                 f"{len(self.vectors)} vectors"
             )
-        self._search = ExactIndex(self.vectors, use_accelerator=self.use_accelerator)
+        self._search = ExactIndex(self.vectors, placement=self.placement)
         self._positions = {d.id: i for i, d in enumerate(self.destinations)}
 
     def __len__(self) -> int:
@@ -228,7 +228,7 @@ def open_index(
     index_dir: str | Path,
     *,
     expected: BackboneFingerprint | None = None,
-    use_accelerator: bool = True,
+    placement: Placement = "auto",
 ) -> DestinationIndex:
     """Open the current version, memory-mapped; refuse it if it was built by another backbone than ``expected``."""
     index_dir = Path(index_dir)
@@ -276,7 +276,7 @@ def open_index(
         duplicate_groups=groups,
         version=version,
         path=folder,
-        use_accelerator=use_accelerator,
+        placement=placement,
         raw_vectors=raw,
         whitening=whitening,
         refine=manifest.refine,
@@ -308,7 +308,7 @@ def _file_hash(path: Path) -> str:
 def _previous_index(out_dir: Path, fingerprint: BackboneFingerprint) -> DestinationIndex | None:
     """The current version, when it was built by the same backbone (its vectors can then be reused)."""
     try:
-        return open_index(out_dir, expected=fingerprint, use_accelerator=False)
+        return open_index(out_dir, expected=fingerprint, placement="host")
     except (IndexUnavailable, FingerprintMismatch, OSError) as error:
         if current_version(out_dir) is not None:
             logger.info("not reusing the existing index: %s", error)

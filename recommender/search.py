@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 
@@ -38,28 +38,42 @@ class VectorIndex(Protocol):
     def vectors(self, positions: Sequence[int]) -> np.ndarray: ...
 
 
-def _device_matrix(matrix: np.ndarray) -> object | None:
-    """The matrix as a tensor on the accelerator, or None when there is none (numpy's BLAS is as fast on CPU)."""
+Placement = Literal["auto", "host", "keras"]
+
+# The device sends back this many more candidates than a query needs, so that rows tied with the last one needed
+# are nearly always among them; when they are not, that query's whole row of scores is copied instead.
+_TIE_SLACK = 8
+
+
+def _has_accelerator() -> bool:
     import keras
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        if not tf.config.list_physical_devices("GPU"):
-            return None
-    elif backend == "jax":
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
         import jax
 
-        if jax.default_backend() == "cpu":
-            return None
-    elif backend == "torch":
+        return jax.default_backend() != "cpu"
+    if backend == "torch":
         import torch
 
-        if not torch.cuda.is_available():
-            return None
-    else:
+        return torch.cuda.is_available()
+    return False
+
+
+def _device_matrix(matrix: np.ndarray, placement: Placement) -> object | None:
+    """The matrix as a Keras tensor on the backend's device, or None to search it with numpy.
+
+    "auto" keeps it on an accelerator when there is one (numpy's BLAS is as fast on a CPU); "keras" keeps it in
+    a Keras tensor whatever the device, which runs the accelerator's code path on a CPU (tests, benchmarks).
+    """
+    if placement == "host" or not len(matrix) or (placement == "auto" and not _has_accelerator()):
         return None
+    import keras
+
     # Kept transposed once: transposing per query copies the whole matrix on JAX and TensorFlow.
     return keras.ops.transpose(keras.ops.convert_to_tensor(matrix))
 
@@ -67,11 +81,13 @@ def _device_matrix(matrix: np.ndarray) -> object | None:
 class ExactIndex:
     """Brute-force inner product over unit vectors: exact, and memory-bandwidth bound."""
 
-    def __init__(self, matrix: np.ndarray, *, use_accelerator: bool = True) -> None:
+    def __init__(self, matrix: np.ndarray, *, placement: Placement = "auto") -> None:
         if matrix.ndim != 2:
             raise ValueError(f"expected a 2-D matrix of vectors. Received: shape={matrix.shape}")
+        if placement not in get_args(Placement):
+            raise ValueError(f"placement must be one of {get_args(Placement)}. Received: placement={placement!r}")
         self._matrix = matrix
-        self._device = _device_matrix(matrix) if use_accelerator and len(matrix) else None
+        self._device = _device_matrix(matrix, placement)
 
     @property
     def size(self) -> int:
@@ -90,13 +106,17 @@ class ExactIndex:
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """Similarity of each query to every row: (queries, size) float32."""
-        queries = np.asarray(queries, dtype=self._matrix.dtype)
         if self._device is not None:
             import keras
 
-            product = keras.ops.matmul(keras.ops.convert_to_tensor(queries), self._device)
-            return np.asarray(keras.ops.convert_to_numpy(product), dtype=np.float32)
-        return np.asarray(queries @ self._matrix.T, dtype=np.float32)
+            return np.asarray(keras.ops.convert_to_numpy(self._device_scores(queries)), dtype=np.float32)
+        return np.asarray(np.asarray(queries, dtype=self._matrix.dtype) @ self._matrix.T, dtype=np.float32)
+
+    def _device_scores(self, queries: np.ndarray) -> object:
+        import keras
+
+        queries = keras.ops.convert_to_tensor(np.asarray(queries, dtype=self._matrix.dtype))
+        return keras.ops.matmul(queries, self._device)
 
     def search(
         self, queries: np.ndarray, k: int, *, exclude: Sequence[Collection[int]] | None = None
@@ -107,11 +127,36 @@ class ExactIndex:
         queries = np.atleast_2d(queries)
         if queries.shape[1] != self.dim:
             raise ValueError(f"queries must have {self.dim} columns. Received: shape={queries.shape}")
-        scores = self.scores(queries)
+        skips = list(exclude) if exclude is not None else [()] * len(queries)
+        candidates = k + max((len(skip) for skip in skips), default=0) + _TIE_SLACK
+        if self._device is None or candidates > self.size // 4:
+            return [top_k(row, k, exclude=skip) for row, skip in zip(self.scores(queries), skips, strict=True)]
+        return self._device_search(queries, k, skips, candidates)
+
+    def _device_search(
+        self, queries: np.ndarray, k: int, skips: Sequence[Collection[int]], candidates: int
+    ) -> list[list[Match]]:
+        """Top-k on the device, so that only a few candidates per query cross to the host, not a row per query.
+
+        Copying every score is what costs on a GPU: for 32 queries over a million rows, 128 MB to the host and an
+        argpartition of each row there took 257 ms on an H200, against 4.5 ms for the product. The result is the
+        host path's exactly, ties included: when rows tied with the last one needed might lie beyond the
+        candidates, that query's full row is copied and ranked as on the host.
+        """
+        import keras
+
+        scores = self._device_scores(queries)
+        values, rows = (keras.ops.convert_to_numpy(t) for t in keras.ops.top_k(scores, candidates, sorted=True))
         results = []
-        for row, similarity in enumerate(scores):
-            skip = exclude[row] if exclude is not None else ()
-            results.append(top_k(similarity, k, exclude=skip))
+        for query, skip in enumerate(skips):
+            want = min(self.size, k + len(skip))
+            last_needed = values[query, want - 1]
+            if values[query, -1] >= last_needed:  # the tie may go on beyond the candidates
+                row = np.asarray(keras.ops.convert_to_numpy(scores[query]), dtype=np.float32)
+                results.append(top_k(row, k, exclude=skip))
+                continue
+            kept = values[query] >= last_needed
+            results.append(_ranked(rows[query, kept], values[query, kept].astype(np.float32), k, skip))
         return results
 
 
@@ -120,13 +165,22 @@ def top_k(similarity: np.ndarray, k: int, *, exclude: Collection[int] = ()) -> l
     want = min(len(similarity), k + len(exclude))
     if want <= 0:
         return []
-    candidates = np.argpartition(-similarity, want - 1)[:want] if want < len(similarity) else np.arange(want)
     if want < len(similarity):
         # argpartition keeps an arbitrary few of the rows tied with the last score, in arbitrary order: keep them
-        # all, in position order, so that ties rank by position whatever k is (pages then never overlap).
-        candidates = np.flatnonzero(similarity >= similarity[candidates].min())
-    ordered = candidates[np.argsort(-similarity[candidates], kind="stable")]
-    matches = [Match(int(i), float(similarity[i])) for i in ordered if int(i) not in exclude]
+        # all, so that ties rank by position whatever k is (pages then never overlap).
+        last_needed = similarity[np.argpartition(-similarity, want - 1)[want - 1]]
+        candidates = np.flatnonzero(similarity >= last_needed)
+    else:
+        candidates = np.arange(want)
+    return _ranked(candidates, similarity[candidates], k, exclude)
+
+
+def _ranked(positions: np.ndarray, scores: np.ndarray, k: int, exclude: Collection[int]) -> list[Match]:
+    """The k best of these candidates, best first, ties by position, leaving out ``exclude``."""
+    by_position = np.argsort(positions, kind="stable")
+    positions, scores = positions[by_position], scores[by_position]
+    ordered = np.argsort(-scores, kind="stable")
+    matches = [Match(int(positions[i]), float(scores[i])) for i in ordered if int(positions[i]) not in exclude]
     return matches[:k]
 
 

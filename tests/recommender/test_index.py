@@ -327,7 +327,7 @@ def test_search_exclude_and_pages(tmp_path):
     out = tmp_path / "index"
     # Without DBA the second query ties two photos exactly, which is what the paging below is about.
     build(catalog_dir, out, refine=RefineOptions(whitening="partial"))
-    index = open_index(out, use_accelerator=False)  # exact scores to compare with numpy's
+    index = open_index(out, placement="host")  # exact scores to compare with numpy's
     queries = np.stack([index.vectors[5], index.vectors[17] * 0.5 + index.vectors[30] * 0.5])
 
     full = index.search(queries, 40)
@@ -427,7 +427,7 @@ def test_real_photos(request, tmp_path):
 def test_whitened_index_ranks_in_its_own_space_but_reports_plain_photo_similarity(tmp_path):
     catalog_dir = colour_catalog(tmp_path / "catalog", 40)
     build(catalog_dir, tmp_path / "index", refine=RefineOptions(whitening="partial"))
-    index = open_index(tmp_path / "index", use_accelerator=False)
+    index = open_index(tmp_path / "index", placement="host")
     assert index.whitening is not None and index.refine.whitening == "partial"
     raw = np.asarray(index.raw_vectors)
     assert not np.allclose(raw, np.asarray(index.vectors), atol=1e-3)  # the searched vectors are whitened
@@ -442,7 +442,7 @@ def test_whitened_index_ranks_in_its_own_space_but_reports_plain_photo_similarit
 def test_the_default_index_moves_each_photo_toward_its_neighbours_and_a_catalog_photo_still_finds_itself(tmp_path):
     catalog_dir = colour_catalog(tmp_path / "catalog", 40)
     build(catalog_dir, tmp_path / "index")
-    index = open_index(tmp_path / "index", use_accelerator=False)
+    index = open_index(tmp_path / "index", placement="host")
     assert index.refine == DEFAULT_REFINE and DEFAULT_REFINE.dba == 5
     raw = np.asarray(index.raw_vectors)
     whitened = index.prepare_queries(raw)
@@ -457,6 +457,6 @@ def test_the_default_index_moves_each_photo_toward_its_neighbours_and_a_catalog_
 def test_a_catalog_too_small_to_learn_from_is_searched_as_it_is(tmp_path):
     catalog_dir = colour_catalog(tmp_path / "catalog", 12)
     build(catalog_dir, tmp_path / "index")
-    index = open_index(tmp_path / "index", use_accelerator=False)
+    index = open_index(tmp_path / "index", placement="host")
     assert index.whitening is None
     np.testing.assert_allclose(index.vectors, np.asarray(index.raw_vectors), atol=1e-6)

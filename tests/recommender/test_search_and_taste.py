@@ -28,13 +28,17 @@ def positions(matches: list[Match]) -> list[int]:
 
 
 # --- exact search ---------------------------------------------------------------------------------------------
+# "host" is numpy's path; "keras" keeps the matrix in a Keras tensor and takes the top-k there, which is the
+# accelerator's code path even on this CPU. Both must give the same ranking, ties included.
+PLACEMENTS = pytest.mark.parametrize("placement", ["host", "keras"])
 
 
+@PLACEMENTS
 @pytest.mark.parametrize("k", [1, 5, 37, 200, 500])
-def test_search_matches_brute_force(k):
+def test_search_matches_brute_force(k, placement):
     matrix = random_units(200, 32, seed=0)
     queries = random_units(6, 32, seed=1)
-    index = ExactIndex(matrix, use_accelerator=False)
+    index = ExactIndex(matrix, placement=placement)
 
     results = index.search(queries, k)
 
@@ -46,12 +50,13 @@ def test_search_matches_brute_force(k):
         np.testing.assert_allclose(scores, matrix[positions(matches)] @ query, atol=1e-6)
 
 
-def test_search_with_exclude():
-    matrix = random_units(100, 16, seed=2)
+@PLACEMENTS
+def test_search_with_exclude(placement):
+    matrix = random_units(400, 16, seed=2)
     queries = matrix[[3, 40]]
-    exclude = [{3, 7, 8, 99}, set(range(1, 100, 2))]
+    exclude = [{3, 7, 8, 99}, set(range(1, 60, 2))]
 
-    results = ExactIndex(matrix, use_accelerator=False).search(queries, 10, exclude=exclude)
+    results = ExactIndex(matrix, placement=placement).search(queries, 10, exclude=exclude)
 
     for query, skip, matches in zip(queries, exclude, results, strict=True):
         assert positions(matches) == brute_force(matrix, query, 10, skip)
@@ -59,25 +64,35 @@ def test_search_with_exclude():
     assert results[1][0].position == 40 and results[1][0].score == pytest.approx(1.0, abs=1e-6)
 
 
-def test_everything_excluded_or_k_beyond_the_size():
+@PLACEMENTS
+def test_everything_excluded_or_k_beyond_the_size(placement):
     matrix = random_units(5, 4, seed=3)
-    index = ExactIndex(matrix, use_accelerator=False)
+    index = ExactIndex(matrix, placement=placement)
     assert positions(index.search(matrix[0], 50)[0]) == brute_force(matrix, matrix[0], 50)
     assert len(index.search(matrix[0], 50, exclude=[{1, 2}])[0]) == 3
     assert index.search(matrix[0], 3, exclude=[set(range(5))]) == [[]]
 
 
-def test_ties_rank_by_position_whatever_k_is():
+@PLACEMENTS
+@pytest.mark.parametrize("copies", [3, 40])  # 40: the tie runs past the device's candidates
+def test_ties_rank_by_position_whatever_k_is(placement, copies):
     base = random_units(4, 8, seed=4)
-    matrix = base[[0, 1, 2, 1, 3, 1, 2, 1, 0, 1, 3, 2]]  # many rows with exactly equal scores
     query = base[1] * 0.6 + base[2] * 0.4
-    index = ExactIndex(matrix, use_accelerator=False)
+    base = np.vstack([base, -unit_rows(query)])  # row 4 is the query's opposite: it ranks below all the others
+    rng = np.random.default_rng(copies)
+    pattern = np.concatenate([[0, 1, 2, 3], rng.choice([1, 2], copies), np.full(300, 4)])
+    matrix = base[pattern]  # many rows with exactly equal scores, then many that rank below them all
+    assert (matrix @ query)[pattern == 4].max() < (matrix @ query)[pattern != 4].min()
+    index = ExactIndex(matrix, placement=placement)
 
-    full = brute_force(matrix, query, 12)
-    for k in range(1, 13):
+    # Ranked by the index's own scores: a backend's matrix product may give equal rows scores an ulp apart.
+    scores = index.scores(query[None])[0]
+    full = [int(i) for i in np.argsort(-scores, kind="stable")]
+    assert len(set(scores[full[:5]])) < 5  # the ties are there
+    for k in range(1, copies + 6):
         assert positions(index.search(query, k)[0]) == full[:k], k
-    for k in range(1, 12):
-        assert positions(index.search(query, k, exclude=[{3}])[0]) == [p for p in full if p != 3][:k], k
+    for k in range(1, copies + 6):
+        assert positions(index.search(query, k, exclude=[{3, 7}])[0]) == [p for p in full if p not in (3, 7)][:k], k
 
     # One row of scores directly, with an exclusion made of a list.
     scores = np.array([0.5, 0.9, 0.5, 0.5, 0.1, 0.5, 0.9, 0.5], dtype=np.float32)
@@ -86,7 +101,7 @@ def test_ties_rank_by_position_whatever_k_is():
 
 
 def test_search_checks_its_arguments():
-    index = ExactIndex(random_units(10, 4, seed=5), use_accelerator=False)
+    index = ExactIndex(random_units(10, 4, seed=5), placement="host")
     with pytest.raises(ValueError, match=r"k must be a positive integer\. Received: k=0"):
         index.search(np.ones(4), 0)
     with pytest.raises(ValueError, match=r"queries must have 4 columns. Received: shape=\(1, 5\)"):

@@ -21,7 +21,7 @@ from worker.loop import Worker
 
 async def main(redis_url: str, index_dir: str, delay_s: float) -> None:
     extractor = ColourExtractor(delay_s=delay_s)
-    index = open_index(Path(index_dir), expected=extractor.fingerprint, use_accelerator=False)
+    index = open_index(Path(index_dir), expected=extractor.fingerprint, placement="host")
     settings = WorkerSettings(redis_url=redis_url, batch_size=4, claim_idle_ms=1000, metrics_port=0)
     async with Redis.from_url(redis_url) as redis:
         worker = Worker(redis=redis, extractor=extractor, index=index, settings=settings, consumer="doomed")

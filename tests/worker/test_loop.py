@@ -67,7 +67,7 @@ def make_worker(
 ) -> Callable[..., tuple[Worker, ColourExtractor]]:
     def factory(*, extractor: ColourExtractor | None = None, index_dir: Path | None = None, **overrides: object):
         model = extractor or ColourExtractor()
-        index = open_index(index_dir or colour_index, expected=model.fingerprint, use_accelerator=False)
+        index = open_index(index_dir or colour_index, expected=model.fingerprint, placement="host")
         worker = Worker(
             redis=redis,
             extractor=model,
@@ -360,7 +360,7 @@ async def test_worker_and_client_wait_out_a_redis_that_is_not_up_yet(tmp_path: P
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     extractor = ColourExtractor()
-    index = open_index(colour_index, expected=extractor.fingerprint, use_accelerator=False)
+    index = open_index(colour_index, expected=extractor.fingerprint, placement="host")
     async with Redis.from_url(url) as redis:
         worker = Worker(
             redis=redis,
