@@ -35,6 +35,9 @@ from recommender.refine import DEFAULT_REFINE, Whitening, unit
 logger = logging.getLogger(__name__)
 
 CACHE_BATCH = 32
+# The frozen layers' output stays in memory while training (75 KB per photo with its mirror image): beyond this
+# the mirror images are left out, and a manifest too large for even one view per photo is refused.
+MAX_CACHE_BYTES = 4 << 30
 EMBEDDING_LAYER = "embedding"
 
 
@@ -58,7 +61,7 @@ class FinetuneOptions:
     margin: float = 0.1  # on cosine distance (1 - cosine similarity)
     head_learning_rate: float = 1e-3
     learning_rate: float = 1e-4
-    augment: bool = True  # a random horizontal flip of each photo in each batch
+    augment: bool = True  # each batch draws the photo or its mirror image, at random
     # The saved weights are this share of the way from where training started to where it ended (WiSE-FT,
     # Wortsman et al. 2022): with a few hundred photos, the half-way point keeps more of what the pretrained
     # network knows about places it was not trained on.
@@ -106,6 +109,7 @@ class FinetuneReport:
     train_photos: tuple[Path, ...]  # exactly the photos the training batches were drawn from
     held_out_photos: tuple[Path, ...]
     trained_layers: tuple[str, ...]  # the backbone layers that trained, then the projection
+    views_per_photo: int  # 2: the photo and its mirror image (FinetuneOptions.augment, memory allowing)
     seconds: float
     output: Path
     failures: tuple[str, ...] = ()  # photos of the manifest that could not be read, with why
@@ -115,11 +119,12 @@ class FinetuneReport:
         delta = after.mean_average_precision - before.mean_average_precision
         indexed_delta = self.after_indexed.mean_average_precision - self.before_indexed.mean_average_precision
         backbone_layers = len(self.trained_layers) - 1
+        mirrors = " and their mirror images" if self.views_per_photo > 1 else ""
         lines = [
             f"Fine-tuned {self.backbone} from {self.options.trainable_from} ({backbone_layers} layers) plus a "
             f"{self.options.projection_dim}-d projection on {len(self.train_groups)} destinations "
-            f"({len(self.train_photos)} photos) in {self.seconds:.0f} s; saved {self.options.trained_share:g} of the "
-            f"way from the start to the trained weights to {self.output}",
+            f"({len(self.train_photos)} photos{mirrors}) in {self.seconds:.0f} s; "
+            f"saved {self.options.trained_share:g} of the way from the start to the trained weights to {self.output}",
             f"Held out (never trained on): {len(self.held_out_groups)} destinations, "
             f"{len(self.held_out_photos)} photos, {after.queries} queries",
             f"  before: {before.summary_line()}",
@@ -282,11 +287,12 @@ def finetune(
     # decoding: the photos are then prepared exactly as they will be for the saved model, whose defaults these are.
     loaded = load_backbone(backbone, options=ExtractionOptions(), include_top=False)
     parts = _split_model(loaded.model, options)
+    views = _views_that_fit(len(photos), parts.lower, options)
     cached, kept, failures = _cache_activations(
         [photo.path for photo in photos],
         parts.lower,
         Extractor(loaded, buckets=(1,)).preprocess,
-        flips=options.augment,
+        views=views,
         progress=progress,
     )
     used = [photos[i] for i in kept]
@@ -325,6 +331,7 @@ def finetune(
         train_photos=tuple(used[i].path for i in train_rows),
         held_out_photos=tuple(used[i].path for i in held_rows),
         trained_layers=parts.trained_layers,
+        views_per_photo=views,
         seconds=time.perf_counter() - started,
         output=output,
         failures=failures,
@@ -416,12 +423,32 @@ def _decode(path: Path, preprocess: Callable[[Path], np.ndarray]) -> np.ndarray 
         return f"cannot read file: {error.strerror or error}"
 
 
+def _views_that_fit(photos: int, lower: keras.Model, options: FinetuneOptions) -> int:
+    """How many views of each photo to cache: all that ``options`` ask for, as far as MAX_CACHE_BYTES allows."""
+    wanted = 2 if options.augment else 1
+    view_bytes = 4 * int(np.prod(lower.output.shape[1:]))
+    fit = MAX_CACHE_BYTES // (photos * view_bytes)
+    if fit < 1:
+        raise ValueError(
+            f"too many photos to fine-tune on at once: one view of each would take {photos * view_bytes / 2**30:.1f} "
+            f"GiB of the {MAX_CACHE_BYTES / 2**30:.0f} GiB allowed; fine-tune on a sample of the catalog. "
+            f"Received: {photos} photos"
+        )
+    if fit < wanted:
+        logger.warning(
+            "%d photos: training without their mirror images, to keep the cache within %.0f GiB",
+            photos,
+            MAX_CACHE_BYTES / 2**30,
+        )
+    return min(wanted, fit)
+
+
 def _cache_activations(
     paths: Sequence[Path],
     lower: keras.Model,
     preprocess: Callable[[Path], np.ndarray],
     *,
-    flips: bool,
+    views: int,
     progress: bool,
 ) -> tuple[np.ndarray, list[int], tuple[str, ...]]:
     """The frozen part's output per readable photo, shape (n, views, ...): view 0 as is, view 1 mirrored."""
@@ -443,11 +470,12 @@ def _cache_activations(
                     pixels.append(result)
             if pixels:
                 batch = np.stack(pixels).astype(np.float32)
-                views = [batch, batch[:, :, ::-1]] if flips else [batch]
-                # Called eagerly: a traced predict step would retrace for the last, shorter batch, and the
-                # convolutions dominate the time anyway.
-                outputs = ops.convert_to_numpy(lower(np.concatenate(views), training=False))
-                chunks.append(np.stack(np.split(outputs, len(views)), axis=1))
+                shown = [batch, batch[:, :, ::-1]][:views]
+                # Called eagerly, one view at a time: a traced predict step would retrace for the last, shorter
+                # batch (the convolutions dominate the time anyway), and each view's early activations take
+                # hundreds of megabytes.
+                outputs = [ops.convert_to_numpy(lower(view, training=False)) for view in shown]
+                chunks.append(np.stack(outputs, axis=1))
             bar.update(len(positions))
     bar.close()
     if not kept:

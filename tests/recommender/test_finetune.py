@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+import recommender.finetune
 from recommender.backbones import load_backbone
 from recommender.backbones.efficientnet_lite import build_efficientnet_lite
 from recommender.evaluation import read_manifest, retrieval_metrics
@@ -152,6 +153,23 @@ def test_options_are_checked(change, message):
         FinetuneOptions(**change)
 
 
+def test_leaves_mirror_images_out_when_memory_is_short_and_refuses_when_none_fits(
+    scenes, tmp_path, monkeypatch, caplog
+):
+    one_view = 7 * 7 * 192 * 4  # the frozen part's output for one view of one photo, float32
+    photos = GROUPS * PER_GROUP
+    monkeypatch.setattr(recommender.finetune, "MAX_CACHE_BYTES", photos * one_view - 1)
+    with pytest.raises(ValueError, match=rf"too many photos to fine-tune on at once.*Received: {photos} photos"):
+        finetune(scenes, tmp_path / "never.keras", options=TINY, progress=False)
+    assert not (tmp_path / "never.keras").exists()
+
+    monkeypatch.setattr(recommender.finetune, "MAX_CACHE_BYTES", 2 * photos * one_view - 1)
+    report = finetune(scenes, tmp_path / "one.keras", options=replace(TINY, epochs=0), progress=False)
+    assert report.views_per_photo == 1
+    assert "training without their mirror images" in caplog.text
+    assert f"({len(report.train_photos)} photos) in" in report.summary()
+
+
 def test_refuses_a_cut_that_a_residual_connection_crosses(scenes, tmp_path):
     options = FinetuneOptions(trainable_from="block14_dw")
     with pytest.raises(ValueError, match=r"a residual connection crosses it.*Received: trainable_from='block14_dw'"):
@@ -175,6 +193,8 @@ def test_report_measures_held_out_destinations_only(tuned, scenes):
     for report in (tuned.before, tuned.after, tuned.before_indexed, tuned.after_indexed):
         assert report.queries == sum(p.is_query for p in held)
         assert report.database == len(held) - 1
+    assert tuned.views_per_photo == 2  # the photo and its mirror image
+    assert f"({len(tuned.train_photos)} photos and their mirror images) in" in tuned.summary()
     summary = tuned.summary()
     assert summary.count("before: mAP=") == 2 and summary.count("after:  mAP=") == 2
     assert "As `wanderlens index` would search them" in summary
