@@ -7,7 +7,6 @@ so a thousand users waiting cost one Redis connection, not a thousand blocked on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from worker.backoff import Backoff
 logger = logging.getLogger(__name__)
 
 LISTEN_BLOCK_S = 1
+CLOSE_GRACE_S = 2.0  # beyond one BLPOP, for the listener to notice it should stop
 
 
 class QueueFull(Exception):
@@ -46,18 +46,30 @@ class JobClient:
         self.limits = limits
         self._waiting: dict[str, asyncio.Future[p.Reply]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self._submit = redis.register_script(p.SUBMIT_SCRIPT)
 
     async def start(self) -> None:
         if self._listener is None:
+            self._closing.clear()
             self._listener = asyncio.create_task(self._listen(), name=f"JobClient:{self.instance}:replies")
 
     async def close(self) -> None:
+        """Stop listening, within about ``LISTEN_BLOCK_S + CLOSE_GRACE_S`` seconds whatever Redis does.
+
+        Cancelling alone is not enough: redis-py can swallow the cancellation of a blocking command
+        (redis/redis-py#2028), and awaiting that task would hang the bot's shutdown. So the listener is also told
+        to stop, and leaves its loop when its BLPOP returns.
+        """
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+            self._closing.set()
+            listener, self._listener = self._listener, None
+            listener.cancel()
+            _, running = await asyncio.wait({listener}, timeout=LISTEN_BLOCK_S + CLOSE_GRACE_S)
+            if running:
+                logger.warning("the reply listener did not stop; leaving it to the event loop's shutdown")
+            elif not listener.cancelled() and listener.exception() is not None:
+                logger.error("the reply listener failed: %r", listener.exception())
         for future in self._waiting.values():
             future.cancel()
         self._waiting.clear()
@@ -65,7 +77,7 @@ class JobClient:
     async def _listen(self) -> None:
         key = p.reply_key(self.instance)
         backoff = Backoff("reply listener")
-        while True:
+        while not self._closing.is_set():
             try:
                 popped = await self.redis.blpop([key], timeout=LISTEN_BLOCK_S)
                 backoff.reset()

@@ -307,6 +307,42 @@ async def test_one_job_in_flight_per_chat(redis: Redis, client: JobClient) -> No
     first.cancel()
 
 
+class BlpopSwallowsCancellation(Redis):
+    """redis-py's known fault (redis/redis-py#2028), made certain: a cancelled BLPOP returns as if it timed out."""
+
+    swallowing = True
+
+    async def blpop(self, keys, timeout=0):  # type: ignore[no-untyped-def, override]
+        try:
+            return await super().blpop(keys, timeout=timeout)
+        except asyncio.CancelledError:
+            if not self.swallowing:
+                raise
+            return None
+
+
+async def test_closing_the_client_ends_its_listener_even_when_redis_py_swallows_the_cancellation(
+    redis_server: RedisServer,
+) -> None:
+    redis = BlpopSwallowsCancellation.from_url(redis_server.url)
+    job_client = JobClient(redis, instance="swallowing-bot")
+    await job_client.start()
+    listener = job_client._listener
+    assert listener is not None
+    await asyncio.sleep(0.2)  # inside its first BLPOP
+    closing = asyncio.create_task(job_client.close())
+    done, _ = await asyncio.wait({closing}, timeout=10)
+    try:
+        assert closing in done, "close() hung on a listener that went on after its cancellation"
+        assert listener.done()
+    finally:
+        # Pass or fail, leave nothing running: a task that ignores cancellation hangs the event loop's shutdown.
+        redis.swallowing = False
+        listener.cancel()
+        await asyncio.wait({closing, listener}, timeout=5)
+        await redis.aclose()
+
+
 async def test_hot_reload_under_load_loses_no_job(
     make_worker, client: JobClient, tmp_path: Path, colour_index: Path
 ) -> None:
