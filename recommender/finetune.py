@@ -134,16 +134,32 @@ class FinetuneReport:
             f"  after:  {self.after_indexed.summary_line()}  (mAP {indexed_delta:+.4f}"
             f"{self._noise_note(indexed_delta)})",
             f"Use it with: --backbone {self.output}:{EMBEDDING_LAYER}",
+            self.verdict(),
         ]
         if self.failures:
             lines.append(f"{len(self.failures)} photos could not be read and were left out")
         return "\n".join(lines)
 
+    def verdict(self) -> str:
+        """Whether to switch, judged as the product searches (indexed), with one query's worth as the noise floor."""
+        delta = self.after_indexed.mean_average_precision - self.before_indexed.mean_average_precision
+        if delta >= self._one_query():
+            return "Verdict: better on the held-out destinations; rebuild the index with the new backbone"
+        if delta <= -self._one_query():
+            return "Verdict: worse on the held-out destinations; keep the current backbone"
+        return (
+            f"Verdict: no clear change on {self.after.queries} held-out queries; keep the current backbone, "
+            f"or hold out more destinations (--holdout) to tell"
+        )
+
     def _noise_note(self, delta: float) -> str:
+        worth = self._one_query()
+        return f", within one query's worth: {worth:.3f}" if abs(delta) < worth else ""
+
+    def _one_query(self) -> float:
         # One query's AP moves the mean by up to 1/queries: with a few dozen held-out queries, smaller changes
         # can come from a single photo and say little about the model.
-        worth = 1.0 / max(self.after.queries, 1)
-        return f", within one query's worth: {worth:.3f}" if abs(delta) < worth else ""
+        return 1.0 / max(self.after.queries, 1)
 
 
 @keras.saving.register_keras_serializable(package="wanderlens")

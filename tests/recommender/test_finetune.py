@@ -170,6 +170,19 @@ def test_leaves_mirror_images_out_when_memory_is_short_and_refuses_when_none_fit
     assert f"({len(report.train_photos)} photos) in" in report.summary()
 
 
+@pytest.mark.parametrize(
+    ("change_in_queries", "verdict"),
+    [(1.5, "better on the held-out"), (0.5, "no clear change"), (-0.5, "no clear change"), (-1.5, "worse on the")],
+)
+def test_the_verdict_counts_a_change_within_one_query_s_worth_as_no_change(tuned, change_in_queries, verdict):
+    queries = tuned.after.queries
+    before = replace(tuned.before_indexed, mean_average_precision=0.5)
+    after = replace(before, mean_average_precision=0.5 + change_in_queries / queries)
+    report = replace(tuned, before_indexed=before, after_indexed=after)
+    assert verdict in report.verdict()
+    assert report.summary().endswith(report.verdict())
+
+
 def test_refuses_a_cut_that_a_residual_connection_crosses(scenes, tmp_path):
     options = FinetuneOptions(trainable_from="block14_dw")
     with pytest.raises(ValueError, match=r"a residual connection crosses it.*Received: trainable_from='block14_dw'"):
