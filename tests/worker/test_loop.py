@@ -305,6 +305,9 @@ async def test_one_job_in_flight_per_chat(redis: Redis, client: JobClient) -> No
     with pytest.raises(TimeoutError):
         await other_chat  # accepted (no worker running, so it times out rather than being refused)
     first.cancel()
+    await asyncio.wait({first}, timeout=5)  # it releases the chat's lock on its way out
+    assert first.cancelled()
+    assert not await redis.exists(p.inflight_key(7))
 
 
 class BlpopSwallowsCancellation(Redis):
