@@ -133,8 +133,8 @@ class FinetuneReport:
             f"  before: {self.before_indexed.summary_line()}",
             f"  after:  {self.after_indexed.summary_line()}  (mAP {indexed_delta:+.4f}"
             f"{self._noise_note(indexed_delta)})",
-            f"Use it with: --backbone {self.output}:{EMBEDDING_LAYER}",
             self.verdict(),
+            f"To use it: wanderlens index CATALOG --out INDEX --backbone {self.output}:{EMBEDDING_LAYER}",
         ]
         if self.failures:
             lines.append(f"{len(self.failures)} photos could not be read and were left out")

@@ -144,7 +144,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         args.manifest, args.output, backbone=args.backbone, options=options, progress=not args.no_progress
     )
     print(report.summary())
-    print(f"use it: wanderlens index CATALOG --out INDEX --backbone {report.output}:embedding")
     return 0
 
 
