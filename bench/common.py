@@ -15,6 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+FINGERPRINT_DIM = 2688  # the default fingerprint: 2 bands x 1280 + 128 colour bins
 
 
 def quiet_tensorflow() -> None:

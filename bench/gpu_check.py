@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import (
+    FINGERPRINT_DIM,
     REPO,
     SHARED_DATASETS,
     Timing,
@@ -58,7 +59,7 @@ REFERENCE = REPO / "bench" / "gpu_reference.npz"
 PASS_COSINE = 0.999
 HINTS = 5
 THROUGHPUT_BATCHES = (1, 64, 256)
-DIM = 2688  # the default fingerprint: 2 bands x 1280 + 128 colour bins
+DIM = FINGERPRINT_DIM
 K = 10
 QUERY_BATCH = 32
 DEFAULT_ROWS = 10_000_000
