@@ -128,6 +128,10 @@ class ExactIndex:
         if queries.shape[1] != self.dim:
             raise ValueError(f"queries must have {self.dim} columns. Received: shape={queries.shape}")
         skips = list(exclude) if exclude is not None else [()] * len(queries)
+        if len(skips) != len(queries):
+            raise ValueError(
+                f"exclude needs one collection per query. Received: {len(skips)} for {len(queries)} queries"
+            )
         candidates = k + max((len(skip) for skip in skips), default=0) + _TIE_SLACK
         if self._device is None or candidates > self.size // 4:
             return [top_k(row, k, exclude=skip) for row, skip in zip(self.scores(queries), skips, strict=True)]

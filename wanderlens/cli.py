@@ -190,7 +190,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from recommender.refine import DEFAULT_REFINE  # numpy only: the CLI starts without TensorFlow
+    # Neither imports TensorFlow: the CLI starts without it.
+    from recommender.fingerprint import LITE_EXTRACTION
+    from recommender.refine import DEFAULT_REFINE, WHITENINGS
 
     parser = argparse.ArgumentParser(prog="wanderlens", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -217,14 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument("--scales", default="1", help="comma-separated view sizes, e.g. 1,0.71 (multi-scale)")
         group.add_argument("--no-trim", action="store_true", help="keep flat white/black borders")
         group.add_argument(
-            "--bands", type=int, help="horizontal bands of the last map pooled apart (EfficientNet-Lite default 2)"
+            "--bands",
+            type=int,
+            help=f"horizontal bands of the last map pooled apart (EfficientNet-Lite default {LITE_EXTRACTION.bands})",
         )
         group.add_argument(
-            "--colour", type=float, help="weight of the colour histogram, 0 for none (EfficientNet-Lite default 0.4)"
+            "--colour",
+            type=float,
+            help="weight of the colour histogram, 0 for none "
+            f"(EfficientNet-Lite default {LITE_EXTRACTION.colour_weight:g})",
         )
         group.add_argument(
             "--whitening",
-            choices=("none", "partial", "full"),
+            choices=WHITENINGS,
             default=DEFAULT_REFINE.whitening,
             help="learned from the catalog",
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import keras
 
-from recommender.fingerprint import COLOUR_DIM, BackboneFingerprint, ExtractionOptions
+from recommender.fingerprint import COLOUR_DIM, LITE_EXTRACTION, BackboneFingerprint, ExtractionOptions
 from recommender.torch_pickle import file_sha256
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
@@ -60,13 +60,11 @@ def _weights_id(path: Path | None) -> str:
 
 
 def default_extraction(name: str = DEFAULT_BACKBONE) -> ExtractionOptions:
-    """How a backbone extracts unless told otherwise: the measured best for EfficientNet-Lite (two bands and the
-    colour histogram: README, "Better than the tutorial"), the plain network for every other backbone."""
+    """How a backbone extracts unless told otherwise: `LITE_EXTRACTION` for EfficientNet-Lite, the plain network
+    for every other backbone."""
     from recommender.backbones.efficientnet_lite import VARIANTS
 
-    if name in VARIANTS:
-        return ExtractionOptions(bands=2, colour_weight=0.4)
-    return ExtractionOptions()
+    return LITE_EXTRACTION if name in VARIANTS else ExtractionOptions()
 
 
 def load_backbone(

@@ -100,12 +100,15 @@ def test_ties_rank_by_position_whatever_k_is(placement, copies):
     assert positions(top_k(scores, 4, exclude=[0, 6])) == [1, 2, 3, 5]
 
 
-def test_search_checks_its_arguments():
-    index = ExactIndex(random_units(10, 4, seed=5), placement="host")
+@PLACEMENTS
+def test_search_checks_its_arguments(placement):
+    index = ExactIndex(random_units(100, 4, seed=5), placement=placement)
     with pytest.raises(ValueError, match=r"k must be a positive integer\. Received: k=0"):
         index.search(np.ones(4), 0)
     with pytest.raises(ValueError, match=r"queries must have 4 columns. Received: shape=\(1, 5\)"):
         index.search(np.ones(5), 1)
+    with pytest.raises(ValueError, match=r"one collection per query. Received: 1 for 2 queries"):
+        index.search(np.ones((2, 4)), 1, exclude=[[3]])
     with pytest.raises(ValueError, match="expected a 2-D matrix"):
         ExactIndex(np.ones(4))
 
