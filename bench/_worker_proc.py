@@ -35,8 +35,8 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
-    from wanderlens.settings import WorkerSettings
     from worker.main import serve
+    from worker.settings import WorkerSettings
 
     settings = WorkerSettings(
         redis_url=args.redis_url,

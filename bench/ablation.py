@@ -4,7 +4,7 @@
 
 For each configuration: INRIA Holidays (holidays-dev) mAP, Intel scenes (intel-scenes-dev) P@1 and P@5 with
 `wanderlens eval`'s protocol (with DBA or QE each query is searched in a catalog augmented without it, see
-`recommender.evaluation`), and the extraction cost in ms per photo at batch 1 (decode excluded: the
+`recommender.tools.evaluation`), and the extraction cost in ms per photo at batch 1 (decode excluded: the
 network's forward pass, every scale, plus the query-side views) on this machine. Whitening, DBA and QE cost
 nothing at extraction; their search-time cost is one or two more passes over the catalog matrix.
 """
@@ -75,10 +75,10 @@ def main() -> None:
     quiet_tensorflow()
 
     from recommender.backbones import load_backbone
-    from recommender.evaluation import evaluate_manifest
     from recommender.extractor import Extractor
     from recommender.fingerprint import ExtractionOptions
     from recommender.refine import RefineOptions
+    from recommender.tools.evaluation import evaluate_manifest
 
     holidays = args.datasets / "holidays-dev" / "manifest.csv"
     scenes = args.datasets / "intel-scenes-dev" / "manifest.csv"

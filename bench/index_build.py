@@ -1,4 +1,4 @@
-"""Index build speed: ``recommender.index.build_index`` from cold, then incrementally, then with nothing new.
+"""Index build speed: ``recommender.index_build.build_index`` from cold, then incrementally, then with nothing new.
 
 Run from the repository root::
 
@@ -81,7 +81,7 @@ def main() -> None:
     from recommender.backbones import load_backbone
     from recommender.catalog import load_catalog
     from recommender.extractor import Extractor
-    from recommender.index import build_index
+    from recommender.index_build import build_index
 
     with tempfile.TemporaryDirectory(prefix="wanderlens-bench-") as scratch:
         scratch_dir = Path(scratch)

@@ -5,7 +5,7 @@ Run from the repository root::
     python -m bench.worker_load                         # 32 senders, 300 photos; batching on, then off
     python -m bench.worker_load --senders 64 --photos 2000 --long-side 1280 --modes on
 
-What runs where: this process holds the senders (one ``worker.client.JobClient``, as one bot instance would,
+What runs where: this process holds the senders (one ``contract.client.JobClient``, as one bot instance would,
 and ``--senders`` asyncio tasks, each its own chat, since a chat may have only one job in flight); a Redis server
 (started here in a temporary folder unless ``--redis-url``); and the worker in a subprocess,
 ``bench/_worker_proc.py``, which runs ``worker.main.serve`` with the default backbone and a catalog index of
@@ -159,7 +159,7 @@ def cached_index(count: int, backbone: str) -> tuple[Path, str]:
     from recommender.backbones import load_backbone
     from recommender.catalog import load_catalog
     from recommender.extractor import Extractor
-    from recommender.index import build_index
+    from recommender.index_build import build_index
 
     catalog_dir = folder / "catalog"
     catalog_dir.mkdir(parents=True, exist_ok=True)
@@ -238,9 +238,9 @@ def wait_until_ready(worker: WorkerProcess, redis_url: str) -> None:
     """The worker writes its health key once it serves (model loaded, warmed up, index open)."""
     from redis import Redis
 
-    from worker import protocol as p
+    from contract import keys
 
-    key = p.health_key(f"bench-{worker.process.pid}")
+    key = keys.health(f"bench-{worker.process.pid}")
     deadline = time.monotonic() + READY_TIMEOUT_S
     with Redis.from_url(redis_url) as redis:
         while time.monotonic() < deadline:
@@ -300,8 +300,8 @@ async def send_photos(redis_url: str, photos: list[bytes], senders: int, timeout
     """``senders`` chats share the photos, each sending its next one as soon as its previous reply is in."""
     from redis.asyncio import Redis
 
-    from worker import protocol as p
-    from worker.client import ChatBusy, ClientLimits, JobClient, QueueFull
+    from contract import messages as m
+    from contract.client import ChatBusy, ClientLimits, JobClient, QueueFull
 
     work = deque(photos)
     latencies: list[float] = []
@@ -313,7 +313,7 @@ async def send_photos(redis_url: str, photos: list[bytes], senders: int, timeout
         async def sender(chat_id: int) -> None:
             while work:
                 photo = work.popleft()
-                job = p.Job.new(p.RECOMMEND, chat_id=chat_id, user_id=chat_id, reply_to="bench", timeout=timeout)
+                job = m.Job.new(m.Recommend(), chat_id=chat_id, user_id=chat_id, reply_to="bench", timeout=timeout)
                 started = time.perf_counter()
                 try:
                     reply = await client.request(job, photo, timeout=timeout)
@@ -321,8 +321,8 @@ async def send_photos(redis_url: str, photos: list[bytes], senders: int, timeout
                     errors[type(error).__name__] += 1
                     continue
                 latencies.append(1000 * (time.perf_counter() - started))
-                if not reply.ok:
-                    errors[reply.error or "error"] += 1
+                if reply.failure is not None:
+                    errors[reply.failure.code.value] += 1
 
         try:
             started = time.perf_counter()

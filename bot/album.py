@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,9 @@ from redis.asyncio import Redis
 from telegram import Bot, InputMediaPhoto, Message
 from telegram.error import BadRequest
 
-from worker import protocol as p
+from contract import keys
+from contract import messages as m
+from recommender.catalog import is_inside
 
 logger = logging.getLogger(__name__)
 
@@ -35,24 +36,23 @@ class CatalogPhotos:
     root: Path
     redis: Redis
 
-    def path(self, item: p.Item) -> Path | None:
-        normal = os.path.normpath(item.image)
-        if os.path.isabs(normal) or normal == ".." or normal.startswith("../"):
+    def path(self, item: m.Item) -> Path | None:
+        if not is_inside(item.image):
             return None  # never read outside the catalog, whatever a reply says
-        path = self.root / normal
+        path = self.root / item.image
         return path if path.is_file() else None
 
-    async def file_ids(self, items: Sequence[p.Item]) -> list[str | None]:
+    async def file_ids(self, items: Sequence[m.Item]) -> list[str | None]:
         if not items:
             return []
-        keys = [p.telegram_file_key(item.id, item.image_hash) for item in items]
-        return [value.decode() if value else None for value in await self.redis.mget(keys)]
+        names = [keys.telegram_file(item.id, item.image_hash) for item in items]
+        return [value.decode() if value else None for value in await self.redis.mget(names)]
 
-    async def remember(self, item: p.Item, file_id: str) -> None:
-        await self.redis.set(p.telegram_file_key(item.id, item.image_hash), file_id, ex=FILE_ID_TTL_S)
+    async def remember(self, item: m.Item, file_id: str) -> None:
+        await self.redis.set(keys.telegram_file(item.id, item.image_hash), file_id, ex=FILE_ID_TTL_S)
 
-    async def forget(self, items: Sequence[p.Item]) -> None:
-        await self.redis.delete(*[p.telegram_file_key(item.id, item.image_hash) for item in items])
+    async def forget(self, items: Sequence[m.Item]) -> None:
+        await self.redis.delete(*[keys.telegram_file(item.id, item.image_hash) for item in items])
 
 
 def upload_bytes(path: Path) -> bytes:
@@ -72,13 +72,13 @@ def upload_bytes(path: Path) -> bytes:
 async def send_album(
     bot: Bot,
     chat_id: int,
-    items: Sequence[p.Item],
+    items: Sequence[m.Item],
     photos: CatalogPhotos,
-    captions: Callable[[int, p.Item], str],
+    captions: Callable[[int, m.Item], str],
     *,
     first_rank: int = 1,
     reply_to: int | None = None,
-) -> list[p.Item]:
+) -> list[m.Item]:
     """Send ``items`` as one album (one photo when there is only one); returns the items actually shown."""
     available = [item for item in items if photos.path(item) is not None]
     for missing in set(items) - set(available):
@@ -101,9 +101,9 @@ async def send_album(
 async def _send(
     bot: Bot,
     chat_id: int,
-    items: Sequence[p.Item],
+    items: Sequence[m.Item],
     photos: CatalogPhotos,
-    captions: Callable[[int, p.Item], str],
+    captions: Callable[[int, m.Item], str],
     first_rank: int,
     reply_to: int | None,
     *,

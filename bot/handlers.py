@@ -1,6 +1,6 @@
 """The bot's handlers: each one turns an update into a job for the worker and the worker's reply into messages.
 
-They reach the worker only through Redis (``worker.client.JobClient``, kept in ``bot_data`` by ``bot.main``),
+They reach the worker only through Redis (``contract.client.JobClient``, kept in ``bot_data`` by ``bot.main``),
 and never import TensorFlow.
 """
 
@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from redis.asyncio import Redis
-from telegram import Message, PhotoSize, Update, User
+from telegram import Document, Message, PhotoSize, Update, User
 from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -20,9 +19,9 @@ from telegram.ext import ContextTypes
 from bot import messages as text
 from bot.album import CatalogPhotos, send_album
 from bot.ratelimit import PhotoRateLimit
-from wanderlens.settings import BotSettings
-from worker import protocol as p
-from worker.client import ChatBusy, JobClient, QueueFull
+from bot.settings import BotSettings
+from contract import messages as m
+from contract.client import ChatBusy, JobClient, QueueFull
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +69,14 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def like_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/like [n]: likes result n of the chat's last album (the first when no number is given)."""
-    rank = 1
+    number = 1
     if context.args:
         try:
-            rank = int(context.args[0])
+            number = int(context.args[0])
         except ValueError:
-            await update.effective_message.reply_text("Usage: /like 2 — likes the 2nd place of the last album.")  # type: ignore[union-attr]
+            await update.effective_message.reply_text(text.LIKE_USAGE)  # type: ignore[union-attr]
             return
-    await _like(update, context, {"number": rank})
+    await _like(update, context, m.LikeNumber(number, user_name=display_name(update.effective_user)))
 
 
 async def more_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -87,9 +86,11 @@ async def more_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def likes_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/likes: lists what this user liked in this chat."""
-    reply = await _ask(update, context, p.LIKES)
-    if reply is not None and reply.ok:
-        await update.effective_message.reply_text(text.likes_list(reply.items, int(reply.extra.get("total", 0))))  # type: ignore[union-attr]
+    outcome = await _ask(update, context, m.Likes())
+    if isinstance(outcome, m.LikedPlaces):
+        await update.effective_message.reply_text(text.likes_list(outcome.items, outcome.total))  # type: ignore[union-attr]
+    elif isinstance(outcome, m.Failure):
+        await _fail(update, outcome)
 
 
 async def forget_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -107,9 +108,7 @@ async def suggest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if not is_group(update):
         await message.reply_text(text.ASK_FOR_PHOTO)  # type: ignore[union-attr]
         return
-    reply = await _ask(update, context, p.GROUP_SUGGEST, {"k": services(context).settings.album_size})
-    if reply is not None:
-        await _show(update, context, reply, group=True)
+    await _show(update, context, await _ask(update, context, m.GroupSuggest(services(context).settings.album_size)))
 
 
 # --------------------------------------------------------------------------------------------- photos
@@ -156,24 +155,22 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     data = query.data
     if data.startswith("like:"):
-        _, page_id, rank = data.split(":", 2)
-        reply = await _ask(update, context, p.LIKE, _like_body(update, {"page_id": page_id, "rank": int(rank)}))
-        if reply is not None and reply.ok and reply.items:
-            await query.answer(f"❤️ {reply.items[0].name}")
-            who = display_name(update.effective_user) if is_group(update) else None
-            await update.effective_message.reply_text(  # type: ignore[union-attr]
-                text.liked(reply.items[0], int(reply.extra["likes"]), who=who)
-            )
-        elif reply is not None:
-            await query.answer(text.error_text(reply))
+        _, page_id, position = data.split(":", 2)
+        if not position.isdigit():
+            await query.answer()
+            return
+        request = m.Like(page_id, int(position), user_name=display_name(update.effective_user))
+        await _like(update, context, request)
     elif data == "more":
         await query.answer()
         await _more(update, context)
     elif data == "forget:yes":
-        reply = await _ask(update, context, p.FORGET)
+        outcome = await _ask(update, context, m.Forget())
         await query.answer()
-        if reply is not None and reply.ok:
-            await query.edit_message_text(text.forgotten(int(reply.extra.get("likes_deleted", 0))))
+        if isinstance(outcome, m.Forgotten):
+            await query.edit_message_text(text.forgotten(outcome.likes_deleted))
+        elif isinstance(outcome, m.Failure):
+            await _fail(update, outcome)
     elif data == "forget:no":
         await query.answer()
         await query.edit_message_text(text.FORGET_CANCELLED)
@@ -189,26 +186,24 @@ def _image_document(message: Message) -> bool:
     return bool(document and (document.mime_type or "").startswith("image/"))
 
 
-def _like_body(update: Update, body: dict[str, Any]) -> dict[str, Any]:
-    return {**body, "user_name": display_name(update.effective_user)}
-
-
-async def _like(update: Update, context: ContextTypes.DEFAULT_TYPE, body: dict[str, Any]) -> None:
-    reply = await _ask(update, context, p.LIKE, _like_body(update, body))
-    if reply is None:
-        return
-    message = update.effective_message
-    if reply.ok and reply.items:
+async def _like(update: Update, context: ContextTypes.DEFAULT_TYPE, request: m.Like | m.LikeNumber) -> None:
+    """Both ways to like: a 👍 button (answered with a pop-up too) and /like N."""
+    outcome = await _ask(update, context, request)
+    query, message = update.callback_query, update.effective_message
+    if isinstance(outcome, m.Liked):
+        if query is not None:
+            await query.answer(f"❤️ {outcome.item.name}")
         who = display_name(update.effective_user) if is_group(update) else None
-        await message.reply_text(text.liked(reply.items[0], int(reply.extra["likes"]), who=who))  # type: ignore[union-attr]
-    else:
-        await message.reply_text(text.error_text(reply))  # type: ignore[union-attr]
+        await message.reply_text(text.liked(outcome.item, outcome.total, who=who))  # type: ignore[union-attr]
+    elif isinstance(outcome, m.Failure):
+        if query is not None:
+            await query.answer(text.error_text(outcome))
+        else:
+            await message.reply_text(text.error_text(outcome))  # type: ignore[union-attr]
 
 
 async def _more(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    reply = await _ask(update, context, p.MORE, {"k": services(context).settings.album_size})
-    if reply is not None:
-        await _show(update, context, reply, group=bool(reply.extra.get("group")))
+    await _show(update, context, await _ask(update, context, m.More(services(context).settings.album_size)))
 
 
 async def _recommend(update: Update, context: ContextTypes.DEFAULT_TYPE, source: Message) -> None:
@@ -220,7 +215,7 @@ async def _recommend(update: Update, context: ContextTypes.DEFAULT_TYPE, source:
     if not await svc.rate_limit.allow(user.id):
         await message.reply_text(text.RATE_LIMITED)
         return
-    media: PhotoSize | Any = source.photo[-1] if source.photo else source.document
+    media: PhotoSize | Document | None = source.photo[-1] if source.photo else source.document
     if media is None:
         await message.reply_text(text.ASK_FOR_PHOTO)
         return
@@ -228,81 +223,67 @@ async def _recommend(update: Update, context: ContextTypes.DEFAULT_TYPE, source:
         await message.reply_text(text.TOO_BIG)
         return
     await context.bot.send_chat_action(chat.id, ChatAction.UPLOAD_PHOTO)
-    body = {"k": svc.settings.album_size, "file_unique_id": media.file_unique_id}
+    request = m.Recommend(svc.settings.album_size, file_unique_id=media.file_unique_id)
     photo_bytes: bytes | None = None
     if not await svc.jobs.has_cached_photo(media.file_unique_id):
         photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
-    reply = await _ask(update, context, p.RECOMMEND, body, photo_bytes)
-    if reply is not None and reply.error == p.PHOTO_GONE:
+    outcome = await _ask(update, context, request, photo_bytes)
+    if isinstance(outcome, m.Failure) and outcome.code is m.ErrorCode.PHOTO_GONE:
         # The cached fingerprint expired between our check and the worker: send the photo after all.
         photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
-        reply = await _ask(update, context, p.RECOMMEND, body, photo_bytes)
-    if reply is not None:
-        await _show(update, context, reply, group=False)
+        outcome = await _ask(update, context, request, photo_bytes)
+    await _show(update, context, outcome)
 
 
 async def _ask(
-    update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
-    kind: str,
-    body: dict[str, Any] | None = None,
-    photo_bytes: bytes | None = None,
-) -> p.Reply | None:
-    """Send one job and wait for its reply; tells the user when the queue is full or the worker is slow."""
+    update: Update, context: ContextTypes.DEFAULT_TYPE, request: m.Request, photo_bytes: bytes | None = None
+) -> m.Outcome | None:
+    """Send one job and wait for its outcome; None when there is none, and the user was told why already."""
     svc = services(context)
     chat, user, message = update.effective_chat, update.effective_user, update.effective_message
     if chat is None or user is None:
         return None
-    job = p.Job.new(
-        kind,
-        chat_id=chat.id,
-        user_id=user.id,
-        reply_to=svc.jobs.instance,
-        timeout=svc.settings.reply_timeout_s,
-        body=body,
+    job = m.Job.new(
+        request, chat_id=chat.id, user_id=user.id, reply_to=svc.jobs.instance, timeout=svc.settings.reply_timeout_s
     )
-    problem: str | None = None
-    reply: p.Reply | None = None
     try:
         # A little longer than the job's deadline, so that the worker's own "too late" reply can arrive.
         reply = await svc.jobs.request(job, photo_bytes, timeout=svc.settings.reply_timeout_s + 2)
+        return reply.outcome
     except QueueFull:
         problem = text.BUSY
     except ChatBusy:
         problem = text.STILL_WORKING
     except TimeoutError:
-        logger.warning("job %s (%s) for chat %s: no reply in time", job.id, kind, chat.id)
+        logger.warning("job %s (%s) for chat %s: no reply in time", job.id, job.kind, chat.id)
         problem = text.TIMED_OUT
-    if problem is not None:
-        if update.callback_query is not None:
-            await update.callback_query.answer(problem, show_alert=True)
-        elif message is not None:
-            await message.reply_text(problem)
-        return None
-    assert reply is not None
-    if reply.error == p.PHOTO_GONE:
-        return reply
-    if not reply.ok and kind not in (p.LIKE, p.UNLIKE):
-        if update.callback_query is not None:
-            await update.callback_query.answer()
-        if message is not None:
-            await message.reply_text(text.error_text(reply))
-        return None
-    return reply
+    if update.callback_query is not None:
+        await update.callback_query.answer(problem, show_alert=True)
+    elif message is not None:
+        await message.reply_text(problem)
+    return None
 
 
-async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: p.Reply, *, group: bool) -> None:
+async def _fail(update: Update, failure: m.Failure) -> None:
+    """Tell the user why a job has no result, under the message that asked for it."""
+    if update.effective_message is not None:
+        await update.effective_message.reply_text(text.error_text(failure))
+
+
+async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, outcome: m.Outcome | None) -> None:
     """The album of destinations, then one message with the 👍 and More ▶ buttons (albums cannot carry buttons)."""
+    if isinstance(outcome, m.Failure):
+        await _fail(update, outcome)
+        return
     svc = services(context)
     chat, message = update.effective_chat, update.effective_message
-    if chat is None or not reply.items:
+    if not isinstance(outcome, m.Album) or chat is None or not outcome.items:
         return
-    first_rank = int(reply.extra.get("first_rank", 1))
-    captions = text.group_caption if group else text.caption
+    captions = text.group_caption if outcome.group else text.caption
     reply_to = message.message_id if message is not None and update.callback_query is None else None
     try:
         shown = await send_album(
-            context.bot, chat.id, reply.items, svc.photos, captions, first_rank=first_rank, reply_to=reply_to
+            context.bot, chat.id, outcome.items, svc.photos, captions, first_rank=outcome.first_rank, reply_to=reply_to
         )
     except TelegramError:
         logger.exception("sending the album to chat %s failed", chat.id)
@@ -312,9 +293,9 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: p.Rep
         return
     await context.bot.send_message(
         chat.id,
-        text.after_album(reply, group=group),
+        text.after_album(outcome),
         reply_markup=text.album_keyboard(
-            str(reply.extra.get("page_id", "")), len(shown), first_rank=first_rank, more=reply.remaining > 0
+            outcome.page_id, len(shown), first_rank=outcome.first_rank, more=outcome.remaining > 0
         ),
     )
 
@@ -324,8 +305,6 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
     logger.error("exception while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            await context.bot.send_message(
-                update.effective_chat.id, "Sorry, something went wrong on my side. Please try again."
-            )
+            await context.bot.send_message(update.effective_chat.id, text.SOMETHING_WENT_WRONG)
         except TelegramError:
             logger.warning("could not tell chat %s about the error", update.effective_chat.id)

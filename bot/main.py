@@ -24,8 +24,9 @@ from telegram.ext import (
 from bot import handlers
 from bot.album import CatalogPhotos
 from bot.ratelimit import PhotoRateLimit
-from wanderlens.settings import BotSettings
-from worker.client import ClientLimits, JobClient
+from bot.settings import BotSettings
+from contract.client import ClientLimits, JobClient
+from recommender.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ COMMANDS = [
 ]
 
 
-class ConfigurationError(ValueError):
+class ConfigurationError(UserError, ValueError):
     """A setting the bot cannot start without; the message says what to do."""
 
 
@@ -58,6 +59,14 @@ class RedactToken(logging.Filter):
         return True
 
 
+def redact_token_in_logs(token: str) -> None:
+    """One RedactToken per log handler: building the application again (tests, restarts) adds no second one."""
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, RedactToken)]:
+            handler.removeFilter(old)
+        handler.addFilter(RedactToken(token))
+
+
 def build_application(settings: BotSettings) -> Application:
     """The Application with every handler registered: read this to see everything the bot does."""
     if settings.telegram_token is None:
@@ -71,8 +80,7 @@ def build_application(settings: BotSettings) -> Application:
             "destination photos (the same one the index was built from)"
         )
     token = settings.telegram_token.get_secret_value()
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactToken(token))
+    redact_token_in_logs(token)
 
     instance = f"{settings.bot_instance}-{secrets.token_hex(3)}"
 

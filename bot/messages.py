@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from worker import protocol as p
+from contract import messages as m
+from recommender.images import ImageProblem
 
 CAPTION_LIMIT = 1024  # Bot API limit for a photo caption
 
@@ -50,31 +51,76 @@ NO_GROUP_TASTE = (
     "Nobody here has liked a place yet. Send a photo with the caption /suggest, then tap 👍 on the "
     "places you like — and /suggest again to find places for the whole group."
 )
-GROUP_PHOTO_HINT = "Send a photo with the caption /suggest (or reply /suggest to a photo) for destinations like it."
 FORGET_CONFIRM = "Delete everything I keep about you — your likes, in every chat, and your recent results?"
 FORGET_CANCELLED = "Okay, I kept everything."
 NO_LIKES = "You haven't liked anything yet. Tap 👍 under a suggestion to teach me your taste."
 
+LIKE_USAGE = "Usage: /like 2 — likes the 2nd place of the last album."
+SOMETHING_WENT_WRONG = "Sorry, something went wrong on my side. Please try again."
+
 ERRORS = {
-    p.EXPIRED: TIMED_OUT,
-    p.FAILED: FAILED,
-    p.NO_RESULTS_YET: NO_RESULTS_YET,
-    p.NOTHING_LEFT: NOTHING_LEFT,
-    p.UNKNOWN_DESTINATION: UNKNOWN_DESTINATION,
-    p.NO_GROUP_TASTE: NO_GROUP_TASTE,
+    m.ErrorCode.EXPIRED: TIMED_OUT,
+    m.ErrorCode.FAILED: FAILED,
+    m.ErrorCode.NO_RESULTS_YET: NO_RESULTS_YET,
+    m.ErrorCode.NOTHING_LEFT: NOTHING_LEFT,
+    m.ErrorCode.UNKNOWN_DESTINATION: UNKNOWN_DESTINATION,
+    m.ErrorCode.NO_GROUP_TASTE: NO_GROUP_TASTE,
 }
 
 
-def error_text(reply: p.Reply) -> str:
-    """The worker's own sentence when it has one (bad photos), else ours for the error code."""
-    return reply.message or ERRORS.get(reply.error or "", FAILED)
+def error_text(failure: m.Failure) -> str:
+    """A sentence for the user for every way a job can fail."""
+    if failure.code is m.ErrorCode.BAD_IMAGE and failure.image is not None:
+        return bad_image(failure.image)
+    return ERRORS.get(failure.code, FAILED)
 
 
-def place(item: p.Item) -> str:
+def bad_image(rejection: m.ImageRejection) -> str:
+    """Why a photo could not be used, with the limit it broke; never a path or an exception's text."""
+    try:
+        problem: ImageProblem | None = ImageProblem(rejection.reason)
+    except ValueError:  # a newer worker's code: say something true but general
+        problem = None
+    match problem:
+        case ImageProblem.EMPTY:
+            return "That file is empty — please send a photo."
+        case ImageProblem.TOO_LARGE_BYTES:
+            return f"That photo is too large (over {_human_bytes(rejection.max_bytes)}). Please send a smaller one."
+        case ImageProblem.NOT_AN_IMAGE if rejection.format == "SVG":
+            return "SVG drawings aren't supported. Please send a JPEG or PNG photo."
+        case ImageProblem.UNSUPPORTED_FORMAT:
+            return (
+                f"I can't open {rejection.format or 'such'} pictures. Please send it as a photo rather than a file, "
+                "or as a JPEG."
+            )
+        case ImageProblem.CORRUPT:
+            return "That image looks damaged — it couldn't be decoded. Please try another photo."
+        case ImageProblem.TOO_MANY_PIXELS:
+            return (
+                f"That image has too many pixels (over {rejection.max_pixels / 1e6:g} megapixels). "
+                "Please send a smaller one."
+            )
+        case ImageProblem.TOO_SMALL:
+            side = rejection.min_side
+            return f"That image is too small to recognise anything (at least {side}×{side} pixels, please)."
+        case ImageProblem.BAD_ASPECT:
+            return "That image is an unusual shape (a very long strip); please send an ordinary photo."
+        case _:
+            return "I couldn't read that as a picture. Please send a JPEG or PNG photo."
+
+
+def _human_bytes(count: int) -> str:
+    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
+
+
+def place(item: m.Item) -> str:
     return ", ".join(part for part in (item.city, item.country) if part)
 
 
-def caption(rank: int, item: p.Item) -> str:
+def caption(rank: int, item: m.Item) -> str:
     """`1. Name — City, Country · 87% match`, then whom it fits (groups) and the photo credit."""
     where = place(item)
     line = f"{rank}. {item.name}" + (f" — {where}" if where else "") + f" · {max(0, round(item.score * 100))}% match"
@@ -85,7 +131,7 @@ def caption(rank: int, item: p.Item) -> str:
     return line[:CAPTION_LIMIT]
 
 
-def group_caption(rank: int, item: p.Item) -> str:
+def group_caption(rank: int, item: m.Item) -> str:
     """Group suggestions rank by fit, not by similarity to a photo, so they show whom they suit instead."""
     where = place(item)
     line = f"{rank}. {item.name}" + (f" — {where}" if where else "")
@@ -95,17 +141,15 @@ def group_caption(rank: int, item: p.Item) -> str:
     return line[:CAPTION_LIMIT]
 
 
-def after_album(reply: p.Reply, *, group: bool) -> str:
+def after_album(album: m.Album) -> str:
     lines = []
-    if reply.hints:
-        lines.append(f"Your photo looks like: {', '.join(reply.hints)}.")
-    if group:
-        members = reply.extra.get("members")
-        if members:
-            lines.append(f"Places for {', '.join(members)}.")
+    if album.hints:
+        lines.append(f"Your photo looks like: {', '.join(album.hints)}.")
+    if album.members:
+        lines.append(f"Places for {', '.join(album.members)}.")
     lines.append("Tap 👍 on the places you like — I'll learn your taste.")
-    if reply.remaining:
-        lines.append(f"{reply.remaining} more waiting: tap More ▶ or send /more.")
+    if album.remaining:
+        lines.append(f"{album.remaining} more waiting: tap More ▶ or send /more.")
     return "\n".join(lines)
 
 
@@ -117,14 +161,14 @@ def album_keyboard(page_id: str, count: int, *, first_rank: int, more: bool) -> 
     return InlineKeyboardMarkup(rows)
 
 
-def liked(item: p.Item, total: int, *, who: str | None = None) -> str:
+def liked(item: m.Item, total: int, *, who: str | None = None) -> str:
     """The confirmation of a like; in a group it names who liked it, since everyone sees it."""
     where = place(item)
     subject, owner = (f"{who} liked", f"{who} has") if who else ("Liked", "You have")
     return f"❤️ {subject} {item.name}" + (f" ({where})" if where else "") + f". {owner} {total} liked place(s)."
 
 
-def likes_list(items: Sequence[p.Item], total: int) -> str:
+def likes_list(items: Sequence[m.Item], total: int) -> str:
     if not items:
         return NO_LIKES
     lines = [f"Your liked places ({total}):"]

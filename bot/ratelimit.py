@@ -6,7 +6,7 @@ import time
 
 from redis.asyncio import Redis
 
-from worker.protocol import PREFIX
+from contract import keys
 
 
 class PhotoRateLimit:
@@ -18,7 +18,7 @@ class PhotoRateLimit:
 
     async def allow(self, user_id: int) -> bool:
         window = int(time.time() // 60)
-        key = f"{PREFIX}rate:{user_id}:{window}"
+        key = keys.photo_rate(user_id, window)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, 120)

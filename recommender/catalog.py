@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recommender.errors import UserError
+
 CATALOG_CSV = "catalog.csv"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 KNOWN_COLUMNS = (
@@ -131,7 +133,7 @@ class Catalog:
         return len(self.destinations)
 
 
-class CatalogError(ValueError):
+class CatalogError(UserError, ValueError):
     """The catalog folder cannot be used at all (missing, empty, or its CSV has no usable header)."""
 
 

@@ -23,6 +23,8 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from recommender.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
@@ -35,7 +37,7 @@ _HEX_LENGTHS = {"sha256": 64, "md5": 32}
 _CACHED_FILE_MODE = 0o644
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """Weights could not be found, downloaded or verified; the message says how to supply them by hand."""
 
 

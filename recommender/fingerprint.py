@@ -6,6 +6,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from recommender.errors import BadInput, UserError
+
+DEFAULT_BACKBONE = "efficientnet-lite0"
+
 
 @dataclass(frozen=True)
 class BackboneFingerprint:
@@ -67,9 +71,9 @@ class ExtractionOptions:
 
     def __post_init__(self) -> None:
         if not 1 <= self.bands <= MAX_BANDS:
-            raise ValueError(f"bands must be 1 to {MAX_BANDS}. Received: bands={self.bands!r}")
+            raise BadInput(f"bands must be 1 to {MAX_BANDS}. Received: bands={self.bands!r}")
         if not 0.0 <= self.colour_weight <= 4.0:
-            raise ValueError(f"colour_weight must be 0 to 4. Received: colour_weight={self.colour_weight!r}")
+            raise BadInput(f"colour_weight must be 0 to 4. Received: colour_weight={self.colour_weight!r}")
 
     @property
     def unwhitened_tail(self) -> int:
@@ -102,7 +106,7 @@ class ExtractionOptions:
 LITE_EXTRACTION = ExtractionOptions(bands=2, colour_weight=0.4)
 
 
-class FingerprintMismatch(ValueError):
+class FingerprintMismatch(UserError, ValueError):
     """An index built with one backbone was asked to serve queries embedded by another."""
 
     def __init__(self, index: BackboneFingerprint, extractor: BackboneFingerprint) -> None:

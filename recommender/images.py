@@ -14,9 +14,12 @@ import struct
 import threading
 import warnings
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 from PIL import Image, ImageOps, features
+
+from recommender.errors import UserError
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # Telegram Bot API download limit
 DEFAULT_MAX_PIXELS = 50_000_000  # decompression-bomb guard (Pillow's own warning is ~89M)
@@ -57,22 +60,37 @@ _BORDER_WHITE = 235.0
 _BORDER_BLACK = 20.0
 
 
-class UnsupportedImage(ValueError):
+class ImageProblem(StrEnum):
+    """Why a photo was refused: a stable code that the bot words for the user (``bot.messages``)."""
+
+    EMPTY = "empty"
+    TOO_LARGE_BYTES = "too_large_bytes"
+    NOT_AN_IMAGE = "not_an_image"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    CORRUPT = "corrupt"
+    TOO_MANY_PIXELS = "too_many_pixels"
+    TOO_SMALL = "too_small"
+    BAD_ASPECT = "bad_aspect"
+
+
+class UnsupportedImage(UserError, ValueError):
     """The input is not an image we can use.
 
-    `user_message` is a short, friendly sentence safe to show to an end user (no paths, no exception text);
-    str(exc) is the technical message for logs and ends in `Received: ...`. `reason` is a stable code:
-    "empty", "too_large_bytes", "not_an_image", "unsupported_format", "corrupt", "too_many_pixels",
-    "too_small", "bad_aspect".
+    str(exc) is the technical message for logs and ends in `Received: ...`; ``reason`` says why in a stable
+    code, ``format`` names the format where that is the trouble, and ``limits`` are the limits it was held to,
+    so that whoever tells a person can say which limit it broke (no path or exception text need reach them).
     """
 
-    def __init__(self, message: str, reason: str, user_message: str) -> None:
+    def __init__(
+        self, message: str, reason: ImageProblem, *, format: str = "", limits: ImageLimits | None = None
+    ) -> None:
         super().__init__(message)
-        self.reason = reason
-        self.user_message = user_message
+        self.reason = ImageProblem(reason)
+        self.format = format
+        self.limits = limits or ImageLimits()
 
-    def __reduce__(self):  # keeps reason/user_message when sent to another process
-        return (type(self), (str(self), self.reason, self.user_message))
+    def __reduce__(self):  # keeps the fields when sent to another process
+        return (_rebuild_unsupported, (str(self), self.reason.value, self.format, self.limits))
 
 
 @dataclass(frozen=True)
@@ -188,16 +206,12 @@ def _read(source: Source, limits: ImageLimits) -> tuple[bytes | memoryview, str]
 
 def _check_byte_count(count: int, origin: str, limits: ImageLimits) -> None:
     if count == 0:
-        raise UnsupportedImage(
-            f"Image data is empty{origin}. Received: 0 bytes",
-            "empty",
-            "That file is empty — please send a photo.",
-        )
+        raise UnsupportedImage(f"Image data is empty{origin}. Received: 0 bytes", ImageProblem.EMPTY, limits=limits)
     if count > limits.max_bytes:
         raise UnsupportedImage(
             f"Image data{origin} is larger than the limit of {limits.max_bytes} bytes. Received: {count} bytes",
-            "too_large_bytes",
-            f"That photo is too large (over {_human_bytes(limits.max_bytes)}). Please send a smaller one.",
+            ImageProblem.TOO_LARGE_BYTES,
+            limits=limits,
         )
 
 
@@ -211,8 +225,9 @@ def _decode(data: bytes | memoryview, origin: str, size: int | None, limits: Ima
     if kind in _REFUSED_FORMATS or (kind == "AVIF" and "AVIF" not in _allowed_formats()):
         raise UnsupportedImage(
             f"{kind} images are not supported{origin}. Received: {received}",
-            "unsupported_format",
-            f"I can't open {kind} pictures. Please send it as a photo rather than a file, or as a JPEG.",
+            ImageProblem.UNSUPPORTED_FORMAT,
+            format=kind,
+            limits=limits,
         )
 
     image = _open(data, kind, origin, received, limits)
@@ -228,7 +243,7 @@ def _decode(data: bytes | memoryview, origin: str, size: int | None, limits: Ima
         except _BOMB_ERRORS as e:
             raise _bomb(e, origin, received, limits) from e
         except (*_DECODE_ERRORS, UserWarning) as e:  # UserWarning: Pillow's notes on bad data, under -W error
-            raise _corrupt(e, origin, received) from e
+            raise _corrupt(e, origin, received, limits) from e
 
 
 # catch_warnings swaps the process-wide filter list; two threads inside it at once could leave each other's
@@ -246,11 +261,11 @@ def _open(data: bytes | memoryview, kind: str, origin: str, received: str, limit
         try:
             return Image.open(io.BytesIO(data), formats=_allowed_formats())
         except Image.UnidentifiedImageError as e:
-            raise _unidentified(kind, origin, received) from e
+            raise _unidentified(kind, origin, received, limits) from e
         except _BOMB_ERRORS as e:
             raise _bomb(e, origin, received, limits) from e
         except _DECODE_ERRORS as e:
-            raise _corrupt(e, origin, received) from e
+            raise _corrupt(e, origin, received, limits) from e
 
 
 def _check_geometry(image: Image.Image, origin: str, received: str, limits: ImageLimits) -> None:
@@ -267,15 +282,14 @@ def _check_geometry(image: Image.Image, origin: str, received: str, limits: Imag
         raise UnsupportedImage(
             f"Image{origin} has aspect ratio {max(width, height) / min(width, height):.1f}, "
             f"over the limit of {limits.max_aspect:g}. Received: {received}",
-            "bad_aspect",
-            "That image is an unusual shape (a very long strip); please send an ordinary photo.",
+            ImageProblem.BAD_ASPECT,
+            limits=limits,
         )
     if min(width, height) < limits.min_side:
         raise UnsupportedImage(
             f"Image{origin} is smaller than {limits.min_side}x{limits.min_side} pixels. Received: {received}",
-            "too_small",
-            "That image is too small to recognise anything "
-            f"(at least {limits.min_side}×{limits.min_side} pixels, please).",
+            ImageProblem.TOO_SMALL,
+            limits=limits,
         )
 
 
@@ -386,30 +400,28 @@ def _sniff(head: bytes) -> str:
 _IMAGE_KINDS = frozenset(_WANTED_FORMATS)
 
 
-def _unidentified(kind: str, origin: str, received: str) -> UnsupportedImage:
+def _unidentified(kind: str, origin: str, received: str, limits: ImageLimits) -> UnsupportedImage:
     if kind in _IMAGE_KINDS:
         # The magic number says "image" but no decoder accepted the header: a damaged file, not a wrong one.
         return UnsupportedImage(
             f"Image data{origin} looks like {kind} but its header is unreadable. Received: {received}",
-            "corrupt",
-            "That image looks damaged — it couldn't be decoded. Please try another photo.",
+            ImageProblem.CORRUPT,
+            format=kind,
+            limits=limits,
         )
-    if kind == "SVG":
-        user_message = "SVG drawings aren't supported. Please send a JPEG or PNG photo."
-    else:
-        user_message = "I couldn't read that as a picture. Please send a JPEG or PNG photo."
     return UnsupportedImage(
         f"Data{origin} is not an image in a supported format ({', '.join(_allowed_formats())}). Received: {received}",
-        "not_an_image",
-        user_message,
+        ImageProblem.NOT_AN_IMAGE,
+        format=kind,
+        limits=limits,
     )
 
 
-def _corrupt(error: BaseException, origin: str, received: str) -> UnsupportedImage:
+def _corrupt(error: BaseException, origin: str, received: str, limits: ImageLimits) -> UnsupportedImage:
     return UnsupportedImage(
         f"Image data{origin} could not be decoded ({type(error).__name__}: {error}). Received: {received}",
-        "corrupt",
-        "That image looks damaged — it couldn't be decoded. Please try another photo.",
+        ImageProblem.CORRUPT,
+        limits=limits,
     )
 
 
@@ -419,15 +431,8 @@ def _bomb(error: BaseException, origin: str, received: str, limits: ImageLimits)
 
 
 def _too_many_pixels(detail: str, received: str, limits: ImageLimits) -> UnsupportedImage:
-    return UnsupportedImage(
-        f"{detail}. Received: {received}",
-        "too_many_pixels",
-        f"That image has too many pixels (over {limits.max_pixels / 1e6:g} megapixels). Please send a smaller one.",
-    )
+    return UnsupportedImage(f"{detail}. Received: {received}", ImageProblem.TOO_MANY_PIXELS, limits=limits)
 
 
-def _human_bytes(count: int) -> str:
-    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
-        if count >= scale:
-            return f"{count / scale:.3g} {unit}"
-    return f"{count} bytes"
+def _rebuild_unsupported(message: str, reason: str, format: str, limits: ImageLimits) -> UnsupportedImage:
+    return UnsupportedImage(message, ImageProblem(reason), format=format, limits=limits)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recommender.refine import unit
+
 GROUP_STRATEGIES = ("mean", "least_misery", "fair")
 
 
@@ -22,11 +24,6 @@ class TasteWeights:
     disliked: float = 0.25
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    return (vector / norm).astype(np.float32) if norm > 1e-12 else vector.astype(np.float32)
-
-
 def taste_profile(liked: np.ndarray, disliked: np.ndarray | None = None) -> np.ndarray | None:
     """One unit vector for a person's taste (mean of likes minus a little of dislikes); None without likes."""
     if liked is None or len(liked) == 0:
@@ -34,7 +31,7 @@ def taste_profile(liked: np.ndarray, disliked: np.ndarray | None = None) -> np.n
     profile = np.mean(liked, axis=0)
     if disliked is not None and len(disliked):
         profile = profile - 0.5 * np.mean(disliked, axis=0)
-    return _unit(profile)
+    return unit(profile)
 
 
 def steer(
@@ -49,7 +46,7 @@ def steer(
         steered = steered + weights.liked * np.mean(liked, axis=0)
     if disliked is not None and len(disliked):
         steered = steered - weights.disliked * np.mean(disliked, axis=0)
-    return _unit(steered)
+    return unit(steered)
 
 
 @dataclass(frozen=True)

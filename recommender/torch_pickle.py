@@ -8,7 +8,6 @@ resolves exactly the globals a state dict needs (the tensor-rebuild function, th
 from __future__ import annotations
 
 import collections
-import hashlib
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from recommender.download import sha256_file
+from recommender.errors import BadInput
 
 _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _PROTOCOL_VERSION = 1001
@@ -134,21 +136,13 @@ class _HeaderUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"unexpected global in header. Received: {module}.{name}")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_state_dict(path: str | Path, *, expected_sha256: str | None = None) -> dict[str, np.ndarray]:
     """The tensors of a legacy ``torch.save`` state dict, as contiguous numpy arrays keyed by parameter name."""
     path = Path(path)
     if expected_sha256 is not None:
-        actual = file_sha256(path)
+        actual = sha256_file(path)
         if actual != expected_sha256:
-            raise ValueError(
+            raise BadInput(
                 f"weights file {path.name} does not have the expected sha256 {expected_sha256}; it may be "
                 f"corrupt or a different release. Received: sha256={actual}"
             )
@@ -156,33 +150,33 @@ def load_state_dict(path: str | Path, *, expected_sha256: str | None = None) -> 
     with path.open("rb") as file:
         header = _HeaderUnpickler(file)
         if header.load() != _MAGIC_NUMBER:
-            raise ValueError(f"not a legacy torch.save file. Received: {path.name}")
+            raise BadInput(f"not a legacy torch.save file. Received: {path.name}")
         if header.load() != _PROTOCOL_VERSION:
-            raise ValueError(f"unsupported torch.save protocol. Received: {path.name}")
+            raise BadInput(f"unsupported torch.save protocol. Received: {path.name}")
         sys_info = _HeaderUnpickler(file).load()
         if not isinstance(sys_info, dict) or not sys_info.get("little_endian", False):
-            raise ValueError(f"only little-endian torch files are supported. Received: {sys_info!r:.80}")
+            raise BadInput(f"only little-endian torch files are supported. Received: {sys_info!r:.80}")
         try:
             state = _StateDictUnpickler(file, storages).load()
             keys = _HeaderUnpickler(file).load()
         except EOFError as error:
-            raise ValueError(f"file ends inside its pickle. Received: {path.name}") from error
+            raise BadInput(f"file ends inside its pickle. Received: {path.name}") from error
         for key in keys:
             storage = storages.get(key)
             if storage is None:
-                raise ValueError(f"file lists a storage its tensors never use. Received: key={key!r:.40}")
+                raise BadInput(f"file lists a storage its tensors never use. Received: key={key!r:.40}")
             head = file.read(8)
             if len(head) != 8:
-                raise ValueError(f"file ends before storage {key}. Received: {path.name}")
+                raise BadInput(f"file ends before storage {key}. Received: {path.name}")
             count = int.from_bytes(head, "little", signed=True)
             if count != storage.numel:
-                raise ValueError(f"storage {key} size mismatch. Received: {count} != {storage.numel}")
+                raise BadInput(f"storage {key} size mismatch. Received: {count} != {storage.numel}")
             raw = file.read(count * storage.dtype.itemsize)
             if len(raw) != count * storage.dtype.itemsize:
-                raise ValueError(f"file ends inside storage {key}. Received: {path.name}")
+                raise BadInput(f"file ends inside storage {key}. Received: {path.name}")
             storage.data = np.frombuffer(raw, dtype=storage.dtype)
     if not isinstance(state, dict):
-        raise ValueError(f"expected a state dict. Received: {type(state).__name__}")
+        raise BadInput(f"expected a state dict. Received: {type(state).__name__}")
     return {
         name: value.materialise()
         for name, value in state.items()

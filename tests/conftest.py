@@ -117,7 +117,7 @@ def default_extractor():
 @pytest.fixture(scope="session")
 def travel_index(travel_catalog: Path, default_extractor, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from recommender.catalog import load_catalog
-    from recommender.index import build_index
+    from recommender.index_build import build_index
 
     out = tmp_path_factory.mktemp("travel-index") / "index"
     build_index(load_catalog(travel_catalog), default_extractor, out, progress=False)

@@ -13,14 +13,15 @@ from redis.asyncio import Redis
 from telegram.ext import Application
 
 from bot.main import build_application
+from bot.settings import BotSettings
 from playground.botapi import BotApiStandIn
 from playground.cast import Cast, add_demo_cast
 from playground.models import BotMessage
 from recommender.extractor import Extractor
 from recommender.index import open_index
 from tests.redis_server import RedisServer
-from wanderlens.settings import BotSettings, WorkerSettings
 from worker.loop import Worker
+from worker.settings import WorkerSettings
 
 TOKEN = "5000000002:END-TO-END-test-token"
 
@@ -78,7 +79,7 @@ async def running_system(
                 redis=redis,
                 extractor=extractor,
                 index=open_index(index_dir, expected=extractor.fingerprint),
-                settings=WorkerSettings(redis_url=redis_server.url, metrics_port=0, heartbeat_s=1),
+                options=WorkerSettings(redis_url=redis_server.url, metrics_port=0, heartbeat_s=1).options(),
             )
             task = asyncio.create_task(worker.run())
         settings = BotSettings(

@@ -40,7 +40,7 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
 
 def test_the_bot_never_loads_tensorflow() -> None:
     probe = (
-        "import sys, bot.main, bot.handlers, bot.album, worker.client, worker.protocol, wanderlens.cli, "
+        "import sys, bot.main, bot.handlers, bot.album, bot.settings, contract.client, contract.codec, wanderlens.cli, "
         "wanderlens.settings, playground.botapi; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax', 'torch')))"
     )

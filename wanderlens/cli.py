@@ -24,7 +24,7 @@ def _quiet_tensorflow() -> None:
 def cmd_index(args: argparse.Namespace) -> int:
     from recommender.catalog import load_catalog
     from recommender.extractor import Extractor
-    from recommender.index import build_index
+    from recommender.index_build import build_index
 
     catalog = load_catalog(args.catalog)
     for problem in catalog.problems:
@@ -51,7 +51,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     from recommender.backbones import load_backbone
     from recommender.extractor import Extractor
     from recommender.index import Result, open_index, read_manifest
-    from recommender.sheet import SheetItem, contact_sheet
+    from recommender.ranking import rank_for_photo
+    from recommender.tools.sheet import SheetItem, contact_sheet
 
     manifest = read_manifest(args.index)
     if manifest is None:
@@ -63,10 +64,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     )
     index = open_index(args.index, expected=extractor.fingerprint)
     embedded = extractor.embed(extractor.preprocess(args.photo)[np.newaxis])
-    ranked = index.search(index.prepare_queries(embedded.vectors), args.k)[0]
-    # Shown as how alike the photos look (plain cosine), whatever refinement ranked them.
-    alike = index.photo_similarity(embedded.vectors[0], [index.position(r.destination.id) for r in ranked])
-    results = [Result(r.destination, float(s)) for r, s in zip(ranked, alike, strict=True)]
+    # The worker's own ranking (without likes); the score shown is how alike the photos look.
+    results = [Result(r.destination, r.similarity) for r in rank_for_photo(index, embedded.vectors[0], args.k)]
     hints = embedded.hints[0] if embedded.hints else []
     if hints:
         print("looks like: " + ", ".join(f"{h.label} ({h.probability:.0%})" for h in hints if h.probability >= 0.05))
@@ -93,8 +92,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from recommender.evaluation import evaluate_manifest
     from recommender.extractor import Extractor
+    from recommender.tools.evaluation import evaluate_manifest
 
     extractor = Extractor(_load(args))
     report = evaluate_manifest(
@@ -137,7 +136,7 @@ def _refine(args: argparse.Namespace) -> object:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from recommender.finetune import FinetuneOptions, finetune
+    from recommender.tools.finetune import FinetuneOptions, finetune
 
     options = FinetuneOptions(holdout=args.holdout, epochs=args.epochs, seed=args.seed)
     report = finetune(
@@ -153,7 +152,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import asyncio
 
-    from wanderlens.settings import WorkerSettings
+    from worker.settings import WorkerSettings
 
     settings = WorkerSettings()  # bad settings fail here, before TensorFlow is loaded
     from worker.main import check_health, serve
@@ -168,7 +167,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_bot(args: argparse.Namespace) -> int:
     from bot.main import run_bot
-    from wanderlens.settings import BotSettings
+    from bot.settings import BotSettings
 
     run_bot(BotSettings())
     return 0
@@ -191,7 +190,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     # Neither imports TensorFlow: the CLI starts without it.
-    from recommender.fingerprint import LITE_EXTRACTION
+    from recommender.download import default_cache_dir
+    from recommender.fingerprint import DEFAULT_BACKBONE, LITE_EXTRACTION
     from recommender.refine import DEFAULT_REFINE, WHITENINGS
 
     parser = argparse.ArgumentParser(prog="wanderlens", description=__doc__)
@@ -202,14 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--backbone",
             default=default_backbone,
-            help="efficientnet-lite0 (default), efficientnet-lite1/2, vgg16-places365, keras:<Application>, "
+            help=f"{DEFAULT_BACKBONE} (default), efficientnet-lite1/2, vgg16-places365, keras:<Application>, "
             "or PATH.keras:LAYER",
         )
         sub.add_argument("--weights", default="default", help="'default' or a local weights file")
         sub.add_argument(
             "--weights-cache",
             type=Path,
-            default=Path.home() / ".cache" / "wanderlens" / "weights",
+            default=default_cache_dir(),
             help="where downloaded weights are kept",
         )
 
@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--out", type=Path, required=True, help="index folder (created or updated)")
     index.add_argument("--batch-size", type=int, default=32)
     index.add_argument("--no-progress", action="store_true")
-    model_options(index, default_backbone="efficientnet-lite0")
+    model_options(index, default_backbone=DEFAULT_BACKBONE)
     descriptor_options(index)
     index.set_defaults(handler=cmd_index)
 
@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--rotations", action="store_true", help="also query with each photo turned sideways")
     evaluate.add_argument("--batch-size", type=int, default=32)
     evaluate.add_argument("--no-progress", action="store_true")
-    model_options(evaluate, default_backbone="efficientnet-lite0")
+    model_options(evaluate, default_backbone=DEFAULT_BACKBONE)
     descriptor_options(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--manifest", type=Path, required=True, help="CSV with path,label[,is_query]: same label = same place"
     )
     tune.add_argument("--output", type=Path, required=True, help="the new model, a .keras file (never overwritten)")
-    tune.add_argument("--backbone", default="efficientnet-lite0")
+    tune.add_argument("--backbone", default=DEFAULT_BACKBONE)
     tune.add_argument("--holdout", type=float, default=0.3, help="fraction of the places kept out of training")
     tune.add_argument("--epochs", type=int, default=20)
     tune.add_argument("--seed", type=int, default=0)
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_tensorflow()
     try:
-        from wanderlens.settings import LogSettings
+        from contract.settings import LogSettings
 
         setup_logging(verbose=args.verbose, json_lines=LogSettings().log_format == "json")
         return int(args.handler(args) or 0)
@@ -331,42 +331,27 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-# Failures that mean "the operator must change something" and say what: shown as one line, not a traceback.
-# Matched by name so that reporting an error never imports TensorFlow into the bot's process.
-USER_ERRORS = frozenset(
-    {
-        "CatalogError",
-        "IndexUnavailable",
-        "FingerprintMismatch",
-        "WeightsError",
-        "UnsupportedImage",
-        "ConfigurationError",
-        "UpError",
-        "FileExistsError",
-    }
-)
-
-
 def _one_line(error: Exception) -> str:
     from pydantic import ValidationError
 
     if isinstance(error, ValidationError):
-        from wanderlens.settings import settings_error_line
+        from contract.settings import settings_error_line
 
         return settings_error_line(error)
     return " ".join(str(error).split())
 
 
 def _is_user_error(error: Exception) -> bool:
+    """Failures that mean "the operator must change something" and say what: one line, not a traceback.
+
+    Everything else is a bug and keeps its traceback. Paths given on the command line that do not exist (or
+    would be overwritten) are the operator's too.
+    """
     from pydantic import ValidationError
 
-    if isinstance(error, ValidationError):
-        return True
-    if isinstance(error, FileNotFoundError):
-        return True
-    if any(cls.__name__ in USER_ERRORS for cls in type(error).__mro__):
-        return True
-    return isinstance(error, ValueError) and "Received:" in str(error)
+    from recommender.errors import UserError
+
+    return isinstance(error, UserError | ValidationError | FileNotFoundError | FileExistsError)
 
 
 if __name__ == "__main__":

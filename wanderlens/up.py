@@ -23,13 +23,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wanderlens.settings import BotSettings, WorkerSettings
+from bot.settings import BotSettings
+from recommender.errors import UserError
+from worker.settings import WorkerSettings
 
 STOP_TIMEOUT_S = 20
 READY_TIMEOUT_S = 300
 
 
-class UpError(RuntimeError):
+class UpError(UserError, RuntimeError):
     """Something the operator must fix before the system can start; the message says what."""
 
 
@@ -118,7 +120,7 @@ def _wait_for_redis(url: str, process: subprocess.Popen[bytes] | None) -> None:
 def _wait_for_worker(url: str, worker: subprocess.Popen[bytes]) -> None:
     import redis
 
-    from worker.protocol import HEALTH_PATTERN
+    from contract.keys import HEALTH_PATTERN
 
     client = redis.Redis.from_url(url, socket_timeout=1)
     deadline = time.monotonic() + READY_TIMEOUT_S

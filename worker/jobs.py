@@ -1,25 +1,25 @@
 """What each kind of job does, once its photo (if any) has been fingerprinted.
 
 Handlers take the index that was current when their batch started, so a hot reload never mixes two versions
-within one answer. They return a ``Reply``; the loop delivers it.
+within one answer. Each returns the job's outcome; the loop wraps it in a reply and delivers it. The ranking
+itself is ``recommender.ranking``'s: here are only what is stored in Redis and what the bot is sent.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from contract import messages as m
 from recommender.index import DestinationIndex
-from recommender.taste import TasteWeights, rank_for_group, steer, taste_profile
-from worker import protocol as p
+from recommender.ranking import RankedDestination, rank_for_members, rank_for_photo
+from recommender.taste import TasteWeights
 from worker.state import ResultList, WorkerState
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_PAGE = 5
-MAX_PAGE = 10
 
 
 @dataclass(frozen=True)
@@ -30,180 +30,138 @@ class JobContext:
     taste: TasteWeights = field(default_factory=TasteWeights)
 
 
-def page_size(job: p.Job) -> int:
-    try:
-        return max(1, min(MAX_PAGE, int(job.body.get("k", DEFAULT_PAGE))))
-    except (TypeError, ValueError):
-        return DEFAULT_PAGE
+def page_size(k: int) -> int:
+    return max(1, min(m.MAX_PAGE, k))
 
 
-def _items(index: DestinationIndex, results: ResultList, ids: list[str]) -> tuple[p.Item, ...]:
-    scores = dict(zip(results.ids, results.scores, strict=True))
+def _items(
+    ctx: JobContext, ids: Sequence[str], scores: dict[str, float], fits: dict[str, tuple[str, ...]]
+) -> tuple[m.Item, ...]:
     items = []
     for destination_id in ids:
-        position = index.position(destination_id)
+        position = ctx.index.position(destination_id)
         if position is None:
             continue  # removed from the catalog by a reload since the list was made
-        destination = index.destinations[position]
+        destination = ctx.index.destinations[position]
         items.append(
-            p.Item(
+            m.Item(
                 id=destination.id,
                 name=destination.name,
                 city=destination.city,
                 country=destination.country,
-                score=scores.get(destination_id, 0.0),
+                score=scores.get(destination_id, 1.0),
                 image=destination.image,
-                image_hash=index.content_hashes[position],
+                image_hash=ctx.index.content_hashes[position],
                 credit=destination.credit,
-                fits=results.fits.get(destination_id, ()),
+                fits=fits.get(destination_id, ()),
             )
         )
     return tuple(items)
 
 
-async def _first_page(ctx: JobContext, job: p.Job, results: ResultList) -> p.Reply:
-    await ctx.state.save_results(job.chat_id, results)
-    page = list(results.ids[: page_size(job)])
-    page_id = await ctx.state.record_page(job.chat_id, results.list_id, page)
-    return p.Reply(
-        job.id,
-        job.kind,
-        items=_items(ctx.index, results, page),
-        hints=results.hints,
-        remaining=max(0, len(results.ids) - len(page)),
-        extra={"page_id": page_id, "list_id": results.list_id, "first_rank": 1},
+def _list_items(ctx: JobContext, results: ResultList, ids: Sequence[str]) -> tuple[m.Item, ...]:
+    return _items(ctx, ids, dict(zip(results.ids, results.scores, strict=True)), results.fits)
+
+
+def _result_list(job: m.Job, ctx: JobContext, ranked: list[RankedDestination], **extra: object) -> ResultList:
+    return ResultList(
+        list_id=job.id[:12],
+        ids=tuple(r.destination.id for r in ranked),
+        scores=tuple(r.similarity for r in ranked),
+        index_version=ctx.index.version,
+        fits={r.destination.id: r.fits for r in ranked if r.fits},
+        **extra,  # type: ignore[arg-type]
     )
 
 
-async def recommend(ctx: JobContext, job: p.Job, query: np.ndarray, hints: tuple[str, ...]) -> p.Reply:
+async def _first_page(ctx: JobContext, job: m.Job, results: ResultList, k: int, **album: object) -> m.Album:
+    await ctx.state.save_results(job.chat_id, results)
+    page = list(results.ids[: page_size(k)])
+    page_id = await ctx.state.record_page(job.chat_id, results.list_id, page)
+    return m.Album(
+        items=_list_items(ctx, results, page),
+        page_id=page_id,
+        first_rank=1,
+        remaining=max(0, len(results.ids) - len(page)),
+        hints=results.hints,
+        **album,  # type: ignore[arg-type]
+    )
+
+
+async def recommend(
+    ctx: JobContext, job: m.Job, request: m.Recommend, query: np.ndarray, hints: tuple[str, ...]
+) -> m.Outcome:
     """Rank the catalog for a photo, leaning toward what this person liked in this chat."""
     liked = await ctx.state.liked_ids(job.chat_id, job.user_id)
-    searched = ctx.index.prepare_queries(query)[0]  # into the catalog's (whitened) space, where the likes live
-    steered = steer(searched, ctx.index.vectors_of(liked), weights=ctx.taste) if liked else searched
-    matches = ctx.index.rank_positions(steered, ctx.result_list_size)
-    positions = [m.position for m in matches]
-    results = ResultList(
-        list_id=job.id[:12],
-        ids=tuple(ctx.index.destinations[i].id for i in positions),
-        # People read "% match" as how alike the photos look: the plain cosine of the two fingerprints, not the
-        # whitened score that ranks them (which spreads everything toward zero).
-        scores=tuple(float(s) for s in ctx.index.photo_similarity(query, positions)),
-        index_version=ctx.index.version,
-        hints=hints,
-    )
-    return await _first_page(ctx, job, results)
+    ranked = rank_for_photo(ctx.index, query, ctx.result_list_size, liked_ids=liked, taste=ctx.taste)
+    return await _first_page(ctx, job, _result_list(job, ctx, ranked, hints=hints), request.k)
 
 
-async def more(ctx: JobContext, job: p.Job) -> p.Reply:
+async def more(ctx: JobContext, job: m.Job, request: m.More) -> m.Outcome:
     """The next page of the chat's latest list, never repeating what this chat was already shown from it."""
     results = await ctx.state.load_results(job.chat_id)
     if results is None:
-        return p.Reply(job.id, job.kind, error=p.NO_RESULTS_YET)
+        return m.Failure(m.ErrorCode.NO_RESULTS_YET)
     shown = await ctx.state.shown(job.chat_id, results.list_id)
     unseen = [i for i in results.ids if i not in shown and ctx.index.position(i) is not None]
     if not unseen:
-        return p.Reply(job.id, job.kind, error=p.NOTHING_LEFT)
-    page = unseen[: page_size(job)]
+        return m.Failure(m.ErrorCode.NOTHING_LEFT)
+    page = unseen[: page_size(request.k)]
     first_rank = len(shown) + 1
     page_id = await ctx.state.record_page(job.chat_id, results.list_id, page, first_rank=first_rank)
-    return p.Reply(
-        job.id,
-        job.kind,
-        items=_items(ctx.index, results, page),
+    return m.Album(
+        items=_list_items(ctx, results, page),
+        page_id=page_id,
+        first_rank=first_rank,
         remaining=len(unseen) - len(page),
-        extra={"page_id": page_id, "list_id": results.list_id, "group": bool(results.fits), "first_rank": first_rank},
+        group=bool(results.fits),
     )
 
 
-async def _resolve_destination(ctx: JobContext, job: p.Job) -> str | None:
-    if "destination_id" in job.body:
-        destination_id = str(job.body["destination_id"])
-        return destination_id if ctx.index.position(destination_id) is not None else None
-    numbered = "number" in job.body
-    try:
-        rank = int(job.body["number"] if numbered else job.body.get("rank", 1))
-    except (TypeError, ValueError):
-        return None
-    page_id = job.body.get("page_id")
-    destination_id = await ctx.state.page_item(
-        job.chat_id, str(page_id) if page_id else None, rank, as_numbered=numbered
-    )
-    return destination_id if destination_id and ctx.index.position(destination_id) is not None else None
+async def _like(ctx: JobContext, job: m.Job, destination_id: str | None, user_name: str) -> m.Outcome:
+    if destination_id is None or ctx.index.position(destination_id) is None:
+        return m.Failure(m.ErrorCode.UNKNOWN_DESTINATION)
+    total = await ctx.state.like(job.chat_id, job.user_id, user_name, destination_id)
+    return m.Liked(_items(ctx, [destination_id], {}, {})[0], total)
 
 
-def _single(ctx: JobContext, destination_id: str) -> tuple[p.Item, ...]:
-    one = ResultList("single", (destination_id,), (1.0,), ctx.index.version)
-    return _items(ctx.index, one, [destination_id])
+async def like(ctx: JobContext, job: m.Job, request: m.Like) -> m.Outcome:
+    """A 👍 button: the destination at its position on the page the button belongs to."""
+    destination_id = await ctx.state.page_item(job.chat_id, request.page_id, request.position)
+    return await _like(ctx, job, destination_id, request.user_name)
 
 
-async def like(ctx: JobContext, job: p.Job) -> p.Reply:
-    destination_id = await _resolve_destination(ctx, job)
-    if destination_id is None:
-        return p.Reply(job.id, job.kind, error=p.UNKNOWN_DESTINATION)
-    count = await ctx.state.like(job.chat_id, job.user_id, str(job.body.get("user_name", "")), destination_id)
-    return p.Reply(job.id, job.kind, items=_single(ctx, destination_id), extra={"likes": count})
+async def like_number(ctx: JobContext, job: m.Job, request: m.LikeNumber) -> m.Outcome:
+    """/like N: the destination numbered N in the chat's latest album."""
+    destination_id = await ctx.state.numbered_item(job.chat_id, request.number)
+    return await _like(ctx, job, destination_id, request.user_name)
 
 
-async def unlike(ctx: JobContext, job: p.Job) -> p.Reply:
-    destination_id = await _resolve_destination(ctx, job)
-    if destination_id is None:
-        return p.Reply(job.id, job.kind, error=p.UNKNOWN_DESTINATION)
-    removed = await ctx.state.unlike(job.chat_id, job.user_id, destination_id)
-    return p.Reply(job.id, job.kind, items=_single(ctx, destination_id), extra={"removed": removed})
-
-
-async def likes(ctx: JobContext, job: p.Job) -> p.Reply:
+async def likes(ctx: JobContext, job: m.Job, request: m.Likes) -> m.Outcome:
     ids = [i for i in await ctx.state.liked_ids(job.chat_id, job.user_id) if ctx.index.position(i) is not None]
-    listing = ResultList("likes", tuple(ids), tuple(1.0 for _ in ids), ctx.index.version)
-    return p.Reply(job.id, job.kind, items=_items(ctx.index, listing, ids[:50]), extra={"total": len(ids)})
+    return m.LikedPlaces(_items(ctx, ids[: m.MAX_LISTED_LIKES], {}, {}), len(ids))
 
 
-async def group_suggest(ctx: JobContext, job: p.Job) -> p.Reply:
+async def group_suggest(ctx: JobContext, job: m.Job, request: m.GroupSuggest) -> m.Outcome:
     """Places for everyone in the chat who liked something, and whom each place suits."""
-    member_likes = await ctx.state.group_likes(job.chat_id)
-    profiles = {}
-    for member, ids in member_likes.items():
-        profile = taste_profile(ctx.index.vectors_of(ids))
-        if profile is not None:
-            profiles[member] = profile
-    if not profiles:
-        return p.Reply(job.id, job.kind, error=p.NO_GROUP_TASTE)
-    liked_positions = {pos for ids in member_likes.values() for i in ids if (pos := ctx.index.position(i)) is not None}
-    candidates = rank_for_group(
-        profiles,
-        np.asarray(ctx.index.vectors, dtype=np.float32),
-        ctx.result_list_size,
-        strategy=str(job.body.get("strategy", "fair")),
-        exclude=sorted(liked_positions),
-    )
-    ids = tuple(ctx.index.destinations[c.position].id for c in candidates)
-    results = ResultList(
-        list_id=job.id[:12],
-        ids=ids,
-        scores=tuple(c.score for c in candidates),
-        index_version=ctx.index.version,
-        fits={i: c.fits for i, c in zip(ids, candidates, strict=True)},
-    )
-    reply = await _first_page(ctx, job, results)
-    return p.Reply(
-        reply.job_id,
-        reply.kind,
-        items=reply.items,
-        remaining=reply.remaining,
-        extra={**reply.extra, "members": sorted(profiles), "group": True},
-    )
+    ranked, members = rank_for_members(ctx.index, await ctx.state.group_likes(job.chat_id), ctx.result_list_size)
+    if not members:
+        return m.Failure(m.ErrorCode.NO_GROUP_TASTE)
+    return await _first_page(ctx, job, _result_list(job, ctx, ranked), request.k, group=True, members=members)
 
 
-async def forget(ctx: JobContext, job: p.Job) -> p.Reply:
-    removed = await ctx.state.forget(job.user_id)
-    return p.Reply(job.id, job.kind, extra={"likes_deleted": removed})
+async def forget(ctx: JobContext, job: m.Job, request: m.Forget) -> m.Outcome:
+    return m.Forgotten(await ctx.state.forget(job.user_id))
 
 
-HANDLERS = {
-    p.MORE: more,
-    p.LIKE: like,
-    p.UNLIKE: unlike,
-    p.LIKES: likes,
-    p.GROUP_SUGGEST: group_suggest,
-    p.FORGET: forget,
+Handler = Callable[[JobContext, m.Job, m.Request], Awaitable[m.Outcome]]
+
+# Every kind but RECOMMEND, which needs its photo's fingerprint first (the loop calls ``recommend`` itself).
+HANDLERS: dict[type[m.Request], Handler] = {
+    m.More: more,  # type: ignore[dict-item]
+    m.Like: like,  # type: ignore[dict-item]
+    m.LikeNumber: like_number,  # type: ignore[dict-item]
+    m.Likes: likes,  # type: ignore[dict-item]
+    m.GroupSuggest: group_suggest,  # type: ignore[dict-item]
+    m.Forget: forget,  # type: ignore[dict-item]
 }

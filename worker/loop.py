@@ -32,15 +32,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from contract import codec, keys
+from contract import messages as m
+from contract.backoff import Backoff
+from contract.scripts import FINISH
 from recommender.extractor import Embedded
 from recommender.fingerprint import BackboneFingerprint
 from recommender.images import UnsupportedImage, content_hash
 from recommender.index import DestinationIndex, current_version, open_index
-from wanderlens.settings import WorkerSettings
 from worker import jobs
-from worker import protocol as p
-from worker.backoff import Backoff
 from worker.metrics import WorkerMetrics
+from worker.settings import WorkerOptions
 from worker.state import WorkerState
 
 logger = logging.getLogger(__name__)
@@ -72,14 +74,14 @@ class EmbeddingModel(Protocol):
 @dataclass
 class _Delivery:
     entry_id: str
-    job: p.Job
+    job: m.Job
     deliveries: int
     pixels: np.ndarray | None = None
     vector: np.ndarray | None = None
     hints: tuple[str, ...] = ()
     photo_hash: str | None = None
     embedded_here: bool = False  # its fingerprint came from this worker's forward pass (not the cache)
-    reply: p.Reply | None = None  # decided before the forward pass (bad photo, expired, ...)
+    outcome: m.Outcome | None = None  # decided before the forward pass (bad photo, expired, ...)
 
 
 @dataclass
@@ -96,24 +98,23 @@ class Worker:
         redis: Redis,
         extractor: EmbeddingModel,
         index: DestinationIndex,
-        settings: WorkerSettings,
+        options: WorkerOptions,
         index_dir: Path | None = None,
         metrics: WorkerMetrics | None = None,
-        consumer: str | None = None,
     ) -> None:
         self.redis = redis
         self.extractor = extractor
         self.index = index
-        self.settings = settings
+        self.options = options
         self.index_dir = index_dir
         self.metrics = metrics or WorkerMetrics()
-        self.consumer = consumer or f"{settings.consumer}-{os.getpid()}"
-        self.state = WorkerState(redis, ttl_s=settings.result_ttl_s, vector_ttl_s=settings.query_cache_ttl_s)
+        self.consumer = options.consumer
+        self.state = WorkerState(redis, ttl_s=options.result_ttl_s, vector_ttl_s=options.query_cache_ttl_s)
         self._stopping = asyncio.Event()
         self._decode_pool = ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="decode", initializer=_yield_to_the_network
         )
-        self._finish = redis.register_script(p.FINISH_SCRIPT)
+        self._finish = redis.register_script(FINISH)
         self._last_claim = 0.0
         self._last_reload_check = time.monotonic()
         self._loading: asyncio.Task[DestinationIndex] | None = None
@@ -171,21 +172,21 @@ class Worker:
                 self._loading.cancel()
             self._decode_pool.shutdown(wait=False, cancel_futures=True)
             with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
-                await self.redis.delete(p.health_key(self.consumer))
+                await self.redis.delete(keys.health(self.consumer))
             logger.info("worker %s stopped after %d jobs", self.consumer, self.jobs_done)
 
     async def _ensure_group(self) -> None:
         try:
-            await self.redis.xgroup_create(p.JOBS_STREAM, p.WORKERS_GROUP, id="0", mkstream=True)
+            await self.redis.xgroup_create(keys.JOBS_STREAM, keys.WORKERS_GROUP, id="0", mkstream=True)
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
         # Forget consumers of workers long gone, but only those without pending entries: deleting a consumer
         # drops its pending list, and those jobs would never be answered.
-        for consumer in await self.redis.xinfo_consumers(p.JOBS_STREAM, p.WORKERS_GROUP):
+        for consumer in await self.redis.xinfo_consumers(keys.JOBS_STREAM, keys.WORKERS_GROUP):
             name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
             if consumer["pending"] == 0 and consumer["idle"] > STALE_CONSUMER_IDLE_MS and name != self.consumer:
-                await self.redis.xgroup_delconsumer(p.JOBS_STREAM, p.WORKERS_GROUP, name)
+                await self.redis.xgroup_delconsumer(keys.JOBS_STREAM, keys.WORKERS_GROUP, name)
 
     def _describe_model(self) -> None:
         fingerprint = self.extractor.fingerprint
@@ -196,7 +197,7 @@ class Worker:
     async def _heartbeat(self) -> None:
         while not self._stopping.is_set():
             try:
-                depth = await self.redis.xlen(p.JOBS_STREAM)
+                depth = await self.redis.xlen(keys.JOBS_STREAM)
                 self.metrics.queue_depth.set(depth)
                 summary = {
                     "at": time.time(),
@@ -206,12 +207,12 @@ class Worker:
                     "jobs_done": self.jobs_done,
                     "queue_depth": depth,
                 }
-                ttl = max(1, int(self.settings.heartbeat_s * 3))
-                await self.redis.set(p.health_key(self.consumer), json.dumps(summary), ex=ttl)
+                ttl = max(1, int(self.options.heartbeat_s * 3))
+                await self.redis.set(keys.health(self.consumer), json.dumps(summary), ex=ttl)
             except (RedisConnectionError, RedisTimeoutError) as error:
                 logger.warning("heartbeat failed: %s", error)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.settings.heartbeat_s)
+                await asyncio.wait_for(self._stopping.wait(), self.options.heartbeat_s)
 
     # ------------------------------------------------------------------------------------------ reading
 
@@ -247,9 +248,9 @@ class Worker:
         """How many more jobs the next batch can take; waits while it is full. 0: stopping."""
         async with self._next_changed:
             await self._next_changed.wait_for(
-                lambda: self._stopping.is_set() or len(self._next) < self.settings.batch_size
+                lambda: self._stopping.is_set() or len(self._next) < self.options.batch_size
             )
-            return 0 if self._stopping.is_set() else self.settings.batch_size - len(self._next)
+            return 0 if self._stopping.is_set() else self.options.batch_size - len(self._next)
 
     async def _take_next_batch(self) -> _Batch | None:
         """Everything read and decoded so far; None once the reader has stopped and nothing is left."""
@@ -261,9 +262,9 @@ class Worker:
                 was_idle = True
             else:
                 was_idle = False
-        if was_idle and self.settings.batch_wait_ms > 0 and len(self._next) < self.settings.batch_size:
+        if was_idle and self.options.batch_wait_ms > 0 and len(self._next) < self.options.batch_size:
             # Idle until now: give the photos sent at the same moment a chance to share the forward pass.
-            await asyncio.sleep(self.settings.batch_wait_ms / 1000)
+            await asyncio.sleep(self.options.batch_wait_ms / 1000)
         async with self._next_changed:
             batch, self._next = _Batch(self._next), []
             self._next_changed.notify_all()
@@ -276,19 +277,19 @@ class Worker:
             return []
         self._last_claim = now
         _, entries, deleted = await self.redis.xautoclaim(
-            p.JOBS_STREAM,
-            p.WORKERS_GROUP,
+            keys.JOBS_STREAM,
+            keys.WORKERS_GROUP,
             self.consumer,
-            min_idle_time=self.settings.claim_idle_ms,
+            min_idle_time=self.options.claim_idle_ms,
             start_id="0-0",
             count=count,
         )
         if deleted:
-            await self.redis.xack(p.JOBS_STREAM, p.WORKERS_GROUP, *deleted)
+            await self.redis.xack(keys.JOBS_STREAM, keys.WORKERS_GROUP, *deleted)
         deliveries = []
         for entry_id, fields in entries:
             pending = await self.redis.xpending_range(
-                p.JOBS_STREAM, p.WORKERS_GROUP, min=entry_id, max=entry_id, count=1
+                keys.JOBS_STREAM, keys.WORKERS_GROUP, min=entry_id, max=entry_id, count=1
             )
             count = int(pending[0]["times_delivered"]) if pending else 1
             delivery = await self._delivery(entry_id, fields, count)
@@ -309,20 +310,20 @@ class Worker:
 
     async def _xreadgroup(self, count: int, block_ms: int | None) -> list[tuple[Any, Any]]:
         response = await self.redis.xreadgroup(
-            p.WORKERS_GROUP, self.consumer, {p.JOBS_STREAM: ">"}, count=count, block=block_ms
+            keys.WORKERS_GROUP, self.consumer, {keys.JOBS_STREAM: ">"}, count=count, block=block_ms
         )
         return list(response[0][1]) if response else []
 
     async def _delivery(self, entry_id: bytes | str, fields: dict[Any, Any], count: int) -> _Delivery | None:
         entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         try:
-            job = p.Job.from_fields(fields)
-        except p.ProtocolError as error:
+            job = codec.job_from_fields(fields)
+        except codec.ProtocolError as error:
             # Without a valid job there is nobody to answer: keep it for inspection and move on.
             logger.error("dropping malformed job %s to the dead-letter stream: %s", entry, error)
             await self._dead_letter(entry, {k: v for k, v in fields.items()}, f"malformed: {error}")
-            await self.redis.xack(p.JOBS_STREAM, p.WORKERS_GROUP, entry)
-            await self.redis.xdel(p.JOBS_STREAM, entry)
+            await self.redis.xack(keys.JOBS_STREAM, keys.WORKERS_GROUP, entry)
+            await self.redis.xdel(keys.JOBS_STREAM, entry)
             return None
         return _Delivery(entry, job, count)
 
@@ -332,26 +333,26 @@ class Worker:
         decoding = []
         for delivery in deliveries:
             job = delivery.job
-            if delivery.deliveries > self.settings.max_deliveries:
-                await self._dead_letter(delivery.entry_id, job.to_fields(), f"{delivery.deliveries} deliveries")
-                delivery.reply = p.Reply(job.id, job.kind, error=p.FAILED)
+            if delivery.deliveries > self.options.max_deliveries:
+                await self._dead_letter(delivery.entry_id, codec.job_fields(job), f"{delivery.deliveries} deliveries")
+                delivery.outcome = m.Failure(m.ErrorCode.FAILED)
                 self.metrics.dead_letters.inc()
             elif job.expired():
-                delivery.reply = p.Reply(job.id, job.kind, error=p.EXPIRED)
-            elif job.kind == p.RECOMMEND:
-                decoding.append(self._load_photo(delivery, loop))
+                delivery.outcome = m.Failure(m.ErrorCode.EXPIRED)
+            elif isinstance(job.request, m.Recommend):
+                decoding.append(self._load_photo(delivery, job.request, loop))
         await asyncio.gather(*decoding)
 
-    async def _load_photo(self, delivery: _Delivery, loop: asyncio.AbstractEventLoop) -> None:
+    async def _load_photo(self, delivery: _Delivery, request: m.Recommend, loop: asyncio.AbstractEventLoop) -> None:
         job = delivery.job
         fingerprint, dim = self.extractor.fingerprint.key, self.extractor.fingerprint.dim
-        data = await self.redis.get(p.photo_key(job.id))
-        unique_id = str(job.body.get("file_unique_id") or "") or None
+        data = await self.redis.get(keys.photo(job.id))
+        unique_id = request.file_unique_id or None
         if data is None:
             known = await self.state.hash_for_file(unique_id) if unique_id else None
             vector = await self.state.cached_vector(fingerprint, known, dim) if known else None
             if vector is None:
-                delivery.reply = p.Reply(job.id, job.kind, error=p.PHOTO_GONE)
+                delivery.outcome = m.Failure(m.ErrorCode.PHOTO_GONE)
             delivery.vector, delivery.photo_hash = vector, known
             return
         delivery.photo_hash = content_hash(data)
@@ -362,7 +363,7 @@ class Worker:
             delivery.pixels = await loop.run_in_executor(self._decode_pool, self.extractor.preprocess, data)
         except UnsupportedImage as error:
             logger.info("job %s: unusable photo: %s", job.id, error, extra={"job_id": job.id, "kind": job.kind})
-            delivery.reply = p.Reply(job.id, job.kind, error=p.BAD_IMAGE, message=error.user_message)
+            delivery.outcome = m.Failure(m.ErrorCode.BAD_IMAGE, image=image_rejection(error))
 
     # ------------------------------------------------------------------------------------------ processing
 
@@ -371,7 +372,7 @@ class Worker:
 
         Returns the seconds it took."""
         started = time.perf_counter()
-        waiting = [d for d in batch.deliveries if d.pixels is not None and d.reply is None]
+        waiting = [d for d in batch.deliveries if d.pixels is not None and d.outcome is None]
         if not waiting:
             return 0.0
         self.metrics.batch_size.observe(len(waiting))
@@ -401,7 +402,7 @@ class Worker:
     async def _reply(self, batch: _Batch, forward_s: float) -> None:
         """Cache the new fingerprints, run every job's handler and answer it."""
         started = time.perf_counter()
-        ctx = jobs.JobContext(self.state, self.index, self.settings.result_list_size)
+        ctx = jobs.JobContext(self.state, self.index, self.options.result_list_size)
         fingerprint = self.extractor.fingerprint.key
         # Concurrently: each job's Redis round trips overlap the others' (the bot keeps one job per chat in
         # flight, so no two of them touch the same chat's keys).
@@ -411,7 +412,7 @@ class Worker:
                     fingerprint,
                     d.photo_hash or "",
                     d.vector,
-                    str(d.job.body.get("file_unique_id") or "") or None,
+                    d.job.request.file_unique_id or None if isinstance(d.job.request, m.Recommend) else None,
                 )
                 for d in batch.deliveries
                 if d.embedded_here and d.vector is not None
@@ -435,7 +436,7 @@ class Worker:
     async def _complete(self, ctx: jobs.JobContext, delivery: _Delivery) -> None:
         job = delivery.job
         try:
-            reply = delivery.reply or await self._handle(ctx, delivery)
+            outcome = delivery.outcome or await self._handle(ctx, delivery)
         except Exception:
             # Left unacknowledged on purpose: it is retried, and dead-lettered after max_deliveries.
             logger.exception(
@@ -443,44 +444,42 @@ class Worker:
             )
             self.metrics.jobs.labels(job.kind, "error").inc()
             return
-        if reply is not None:
-            await self._answer(delivery, reply)
+        if outcome is not None:
+            await self._answer(delivery, outcome)
 
-    async def _handle(self, ctx: jobs.JobContext, delivery: _Delivery) -> p.Reply | None:
-        job = delivery.job
-        if job.kind == p.RECOMMEND:
+    async def _handle(self, ctx: jobs.JobContext, delivery: _Delivery) -> m.Outcome | None:
+        request = delivery.job.request
+        if isinstance(request, m.Recommend):
             if delivery.vector is None:
                 return None  # its forward pass failed: leave it pending for a retry
-            return await jobs.recommend(ctx, job, delivery.vector, delivery.hints)
-        handler = jobs.HANDLERS.get(job.kind)
-        if handler is None:
-            return p.Reply(job.id, job.kind, error=p.FAILED, message="Unknown request.")
-        return await handler(ctx, job)
+            return await jobs.recommend(ctx, delivery.job, request, delivery.vector, delivery.hints)
+        return await jobs.HANDLERS[type(request)](ctx, delivery.job, request)
 
-    async def _answer(self, delivery: _Delivery, reply: p.Reply) -> None:
+    async def _answer(self, delivery: _Delivery, outcome: m.Outcome) -> None:
         job = delivery.job
+        reply = codec.reply_json(m.Reply(job.id, job.kind, outcome))
         first = await self._finish(
-            keys=[p.done_key(job.id), p.reply_key(job.reply_to), p.JOBS_STREAM, p.photo_key(job.id)],
-            args=[p.WORKERS_GROUP, delivery.entry_id, reply.to_json(), DONE_TTL_S, REPLY_TTL_S],
+            keys=[keys.done(job.id), keys.replies(job.reply_to), keys.JOBS_STREAM, keys.photo(job.id)],
+            args=[keys.WORKERS_GROUP, delivery.entry_id, reply, DONE_TTL_S, REPLY_TTL_S],
         )
         self.jobs_done += 1
-        outcome = "ok" if reply.ok else reply.error or "error"
+        outcome_label = outcome.code.value if isinstance(outcome, m.Failure) else "ok"
         if not first:
-            outcome = "duplicate"
+            outcome_label = "duplicate"
             logger.info("job %s was already answered; acknowledged only", job.id)
-        self.metrics.jobs.labels(job.kind, outcome).inc()
+        self.metrics.jobs.labels(job.kind, outcome_label).inc()
         self.metrics.latency.labels(job.kind).observe(max(0.0, time.time() - job.created))
         logger.info(
             "job %s %s -> %s",
             job.id,
             job.kind,
-            outcome,
-            extra={"job_id": job.id, "kind": job.kind, "chat_id": job.chat_id, "outcome": outcome},
+            outcome_label,
+            extra={"job_id": job.id, "kind": job.kind, "chat_id": job.chat_id, "outcome": outcome_label},
         )
 
     async def _dead_letter(self, entry_id: str, fields: dict[Any, Any], reason: str) -> None:
         record = {**{_text(k): _text(v) for k, v in fields.items()}, "entry": entry_id, "reason": reason}
-        await self.redis.xadd(p.DEAD_LETTER_STREAM, record, maxlen=p.DEAD_LETTER_MAXLEN, approximate=True)
+        await self.redis.xadd(keys.DEAD_LETTER_STREAM, record, maxlen=keys.DEAD_LETTER_MAXLEN, approximate=True)
         logger.error("job entry %s dead-lettered: %s", entry_id, reason, extra={"entry_id": entry_id})
 
     # ------------------------------------------------------------------------------------------ hot reload
@@ -503,7 +502,7 @@ class Worker:
             logger.info("index swapped: %s -> %s (%d destinations)", old.version, new_index.version, len(new_index))
             return
         now = time.monotonic()
-        if self._loading is not None or now - self._last_reload_check < self.settings.reload_poll_s:
+        if self._loading is not None or now - self._last_reload_check < self.options.reload_poll_s:
             return
         self._last_reload_check = now
         version = current_version(self.index_dir)
@@ -524,6 +523,16 @@ def _yield_to_the_network() -> None:
     with contextlib.suppress(OSError, AttributeError):  # not on Linux, or not allowed: run at the normal priority
         thread = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + DECODE_NICENESS)
+
+
+def image_rejection(error: UnsupportedImage) -> m.ImageRejection:
+    return m.ImageRejection(
+        reason=error.reason.value,
+        format=error.format,
+        max_bytes=error.limits.max_bytes,
+        max_pixels=error.limits.max_pixels,
+        min_side=error.limits.min_side,
+    )
 
 
 def _text(value: Any) -> str:

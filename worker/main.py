@@ -13,10 +13,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from threadpoolctl import threadpool_limits
 
-from wanderlens.settings import WorkerSettings
-from worker import protocol as p
+from contract import keys
 from worker.loop import Worker
 from worker.metrics import WorkerMetrics
+from worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ async def serve(settings: WorkerSettings) -> None:
             redis=redis,
             extractor=extractor,  # type: ignore[arg-type]
             index=index,  # type: ignore[arg-type]
-            settings=settings,
+            options=settings.options(),
             index_dir=settings.index_dir,
             metrics=metrics,
         )
@@ -89,7 +89,7 @@ async def check_health(settings: WorkerSettings) -> bool:
     try:
         async with Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3) as redis:
             host = socket.gethostname()
-            async for key in redis.scan_iter(match=p.health_key(f"{host}-*")):
+            async for key in redis.scan_iter(match=keys.health(f"{host}-*")):
                 raw = await redis.get(key)
                 if raw and time.time() - json.loads(raw)["at"] < settings.heartbeat_s * 3:
                     return True

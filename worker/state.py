@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from redis.asyncio import Redis
 
-from worker import protocol as p
+from contract import keys
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,6 @@ class ResultList:
         )
 
 
-def _pages_key(chat_id: int) -> str:
-    return f"{p.PREFIX}pages:{chat_id}"
-
-
-def _last_page_key(chat_id: int) -> str:
-    return f"{p.PREFIX}lastpage:{chat_id}"
-
-
 class WorkerState:
     """Typed access to the worker's Redis keys; one instance per worker, around its client."""
 
@@ -74,79 +66,78 @@ class WorkerState:
 
     async def save_results(self, chat_id: int, results: ResultList) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(p.results_key(chat_id), results.to_json(), ex=self.ttl_s)
-            pipe.delete(p.shown_key(chat_id, results.list_id))
+            pipe.set(keys.results(chat_id), results.to_json(), ex=self.ttl_s)
+            pipe.delete(keys.shown(chat_id, results.list_id))
             await pipe.execute()
 
     async def load_results(self, chat_id: int) -> ResultList | None:
-        raw = await self.redis.get(p.results_key(chat_id))
+        raw = await self.redis.get(keys.results(chat_id))
         return ResultList.from_json(raw) if raw else None
 
     async def shown(self, chat_id: int, list_id: str) -> set[str]:
-        return {m.decode() for m in await self.redis.smembers(p.shown_key(chat_id, list_id))}
+        return {m.decode() for m in await self.redis.smembers(keys.shown(chat_id, list_id))}
 
     async def record_page(self, chat_id: int, list_id: str, ids: list[str], *, first_rank: int = 1) -> str:
         """Mark ids as shown and remember the page, so that 👍 buttons and /like N can name its items."""
         page_id = secrets.token_hex(4)
         async with self.redis.pipeline(transaction=True) as pipe:
             if ids:
-                pipe.sadd(p.shown_key(chat_id, list_id), *ids)
-                pipe.expire(p.shown_key(chat_id, list_id), self.ttl_s)
-            pipe.hset(_pages_key(chat_id), page_id, json.dumps({"ids": ids, "first_rank": first_rank}))
-            pipe.expire(_pages_key(chat_id), self.ttl_s)
-            pipe.set(_last_page_key(chat_id), page_id, ex=self.ttl_s)
+                pipe.sadd(keys.shown(chat_id, list_id), *ids)
+                pipe.expire(keys.shown(chat_id, list_id), self.ttl_s)
+            pipe.hset(keys.pages(chat_id), page_id, json.dumps({"ids": ids, "first_rank": first_rank}))
+            pipe.expire(keys.pages(chat_id), self.ttl_s)
+            pipe.set(keys.last_page(chat_id), page_id, ex=self.ttl_s)
             await pipe.execute()
         return page_id
 
-    async def page_item(self, chat_id: int, page_id: str | None, rank: int, *, as_numbered: bool = False) -> str | None:
-        """The id shown at 1-based ``rank`` on a page (the chat's last page when ``page_id`` is None).
-
-        ``as_numbered``: ``rank`` is the number printed in the caption (pages after /more continue the
-        numbering); a number that is not on the page is read as a position on it instead ("/like 2").
-        """
-        if page_id is None:
-            raw_page = await self.redis.get(_last_page_key(chat_id))
-            if raw_page is None:
-                return None
-            page_id = raw_page.decode()
-        raw = await self.redis.hget(_pages_key(chat_id), page_id)
+    async def _page(self, chat_id: int, page_id: str) -> tuple[list[str], int] | None:
+        raw = await self.redis.hget(keys.pages(chat_id), page_id)
         if raw is None:
             return None
         page = json.loads(raw)
-        ids, first_rank = page["ids"], int(page["first_rank"])
-        if as_numbered and first_rank <= rank < first_rank + len(ids):
-            rank = rank - first_rank + 1
-        return str(ids[rank - 1]) if 1 <= rank <= len(ids) else None
+        return [str(i) for i in page["ids"]], int(page["first_rank"])
+
+    async def page_item(self, chat_id: int, page_id: str, position: int) -> str | None:
+        """The id at 1-based ``position`` on a page (a 👍 button names its page and position)."""
+        page = await self._page(chat_id, page_id)
+        if page is None:
+            return None
+        ids, _ = page
+        return ids[position - 1] if 1 <= position <= len(ids) else None
+
+    async def numbered_item(self, chat_id: int, number: int) -> str | None:
+        """The id printed as ``number`` in the chat's latest album (/like 7 after /more), else at that position."""
+        raw_page = await self.redis.get(keys.last_page(chat_id))
+        page = await self._page(chat_id, raw_page.decode()) if raw_page is not None else None
+        if page is None:
+            return None
+        ids, first_rank = page
+        position = number - first_rank + 1 if first_rank <= number < first_rank + len(ids) else number
+        return ids[position - 1] if 1 <= position <= len(ids) else None
 
     # ---- likes
 
     async def like(self, chat_id: int, user_id: int, user_name: str, destination_id: str) -> int:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(p.likes_key(chat_id, user_id), destination_id, repr(time.time()))
-            pipe.sadd(p.likers_key(chat_id), user_id)
+            pipe.hset(keys.likes(chat_id, user_id), destination_id, repr(time.time()))
+            pipe.sadd(keys.likers(chat_id), user_id)
             if user_name:
-                pipe.hset(p.member_names_key(chat_id), str(user_id), user_name[:64])
-            pipe.sadd(p.user_chats_key(user_id), chat_id)
-            pipe.hlen(p.likes_key(chat_id, user_id))
+                pipe.hset(keys.member_names(chat_id), str(user_id), user_name[:64])
+            pipe.sadd(keys.user_chats(user_id), chat_id)
+            pipe.hlen(keys.likes(chat_id, user_id))
             results = await pipe.execute()
         return int(results[-1])
 
-    async def unlike(self, chat_id: int, user_id: int, destination_id: str) -> bool:
-        removed = await self.redis.hdel(p.likes_key(chat_id, user_id), destination_id)
-        if not await self.redis.hlen(p.likes_key(chat_id, user_id)):
-            await self.redis.srem(p.likers_key(chat_id), user_id)
-        return bool(removed)
-
     async def liked_ids(self, chat_id: int, user_id: int) -> list[str]:
         """Most recent first."""
-        raw = await self.redis.hgetall(p.likes_key(chat_id, user_id))
+        raw = await self.redis.hgetall(keys.likes(chat_id, user_id))
         ordered = sorted(raw.items(), key=lambda item: float(item[1]), reverse=True)
         return [key.decode() for key, _ in ordered]
 
     async def group_likes(self, chat_id: int) -> dict[str, list[str]]:
         """Member display name -> liked ids, for everyone who liked something in this chat."""
-        members = [int(m) for m in await self.redis.smembers(p.likers_key(chat_id))]
-        names = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(p.member_names_key(chat_id))).items()}
+        members = [int(m) for m in await self.redis.smembers(keys.likers(chat_id))]
+        names = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(keys.member_names(chat_id))).items()}
         likes: dict[str, list[str]] = {}
         for member in sorted(members):
             ids = await self.liked_ids(chat_id, member)
@@ -156,25 +147,25 @@ class WorkerState:
 
     async def forget(self, user_id: int) -> int:
         """Delete everything stored about a user; returns how many likes were removed."""
-        chats = [int(c) for c in await self.redis.smembers(p.user_chats_key(user_id))]
+        chats = [int(c) for c in await self.redis.smembers(keys.user_chats(user_id))]
         removed = 0
         for chat_id in chats:
-            removed += await self.redis.hlen(p.likes_key(chat_id, user_id))
+            removed += await self.redis.hlen(keys.likes(chat_id, user_id))
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(p.likes_key(chat_id, user_id))
-                pipe.srem(p.likers_key(chat_id), user_id)
-                pipe.hdel(p.member_names_key(chat_id), str(user_id))
+                pipe.delete(keys.likes(chat_id, user_id))
+                pipe.srem(keys.likers(chat_id), user_id)
+                pipe.hdel(keys.member_names(chat_id), str(user_id))
                 await pipe.execute()
         # The private chat's id is the user's id: its result list and pages are the user's too.
         await self.redis.delete(
-            p.user_chats_key(user_id), p.results_key(user_id), _pages_key(user_id), _last_page_key(user_id)
+            keys.user_chats(user_id), keys.results(user_id), keys.pages(user_id), keys.last_page(user_id)
         )
         return removed
 
     # ---- query vector cache
 
     async def cached_vector(self, fingerprint: str, content_hash: str, dim: int) -> np.ndarray | None:
-        raw = await self.redis.get(p.query_vector_key(fingerprint, content_hash))
+        raw = await self.redis.get(keys.query_vector(fingerprint, content_hash))
         if raw is None or len(raw) != dim * 4:
             return None
         return np.frombuffer(raw, dtype="<f4").copy()
@@ -186,14 +177,14 @@ class WorkerState:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(
-                p.query_vector_key(fingerprint, content_hash),
+                keys.query_vector(fingerprint, content_hash),
                 np.asarray(vector, dtype="<f4").tobytes(),
                 ex=self.vector_ttl_s,
             )
             if file_unique_id:
-                pipe.set(p.file_unique_key(file_unique_id), content_hash, ex=self.vector_ttl_s)
+                pipe.set(keys.file_unique(file_unique_id), content_hash, ex=self.vector_ttl_s)
             await pipe.execute()
 
     async def hash_for_file(self, file_unique_id: str) -> str | None:
-        raw = await self.redis.get(p.file_unique_key(file_unique_id))
+        raw = await self.redis.get(keys.file_unique(file_unique_id))
         return raw.decode() if raw else None

@@ -17,10 +17,16 @@ from pathlib import Path
 
 import keras
 
-from recommender.fingerprint import COLOUR_DIM, LITE_EXTRACTION, BackboneFingerprint, ExtractionOptions
-from recommender.torch_pickle import file_sha256
+from recommender.download import sha256_file
+from recommender.errors import BadInput
+from recommender.fingerprint import (
+    COLOUR_DIM,
+    DEFAULT_BACKBONE,
+    LITE_EXTRACTION,
+    BackboneFingerprint,
+    ExtractionOptions,
+)
 
-DEFAULT_BACKBONE = "efficientnet-lite0"
 RESIZE_POLICY = "rgb,full-frame-resize"
 
 
@@ -52,11 +58,11 @@ def check_backbone_name(name: str) -> None:
 
     known = name in VARIANTS or name == "vgg16-places365" or name.startswith("keras:") or ".keras:" in name
     if not known:
-        raise ValueError(f"unknown backbone; choose one of {', '.join(backbone_names())}. Received: backbone={name!r}")
+        raise BadInput(f"unknown backbone; choose one of {', '.join(backbone_names())}. Received: backbone={name!r}")
 
 
 def _weights_id(path: Path | None) -> str:
-    return file_sha256(path) if path is not None else "random"
+    return sha256_file(path) if path is not None else "random"
 
 
 def default_extraction(name: str = DEFAULT_BACKBONE) -> ExtractionOptions:
@@ -88,7 +94,7 @@ def load_backbone(
     if name in VARIANTS:
         loaded = _load_efficientnet_lite(name, weights=weights, options=options, include_top=include_top)
     elif options.pooling != "avg" or options.scales != (1.0,) or options.bands != 1:
-        raise ValueError(
+        raise BadInput(
             f"pooling, scales and bands can only be chosen for EfficientNet-Lite. Received: backbone={name!r}, "
             f"pooling={options.pooling!r}, scales={options.scales!r}, bands={options.bands!r}"
         )
@@ -192,7 +198,7 @@ def _load_saved_model(path: Path, layer: str) -> LoadedBackbone:
     model, input_size = build_saved_model(path, layer)
     fingerprint = BackboneFingerprint(
         name=f"saved:{path.name}",
-        weights_sha256=file_sha256(path),
+        weights_sha256=sha256_file(path),
         layer=layer,
         input_size=input_size,
         preprocessing="model-defined",

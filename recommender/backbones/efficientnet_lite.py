@@ -19,6 +19,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from recommender.errors import BadInput
 from recommender.torch_pickle import load_state_dict
 
 BN_EPSILON = 1e-3
@@ -191,9 +192,9 @@ def build_efficientnet_lite(
             input_size=input_size,
         )
     if variant not in VARIANTS:
-        raise ValueError(f"unknown EfficientNet-Lite variant; choose one of {sorted(VARIANTS)}. Received: {variant}")
+        raise BadInput(f"unknown EfficientNet-Lite variant; choose one of {sorted(VARIANTS)}. Received: {variant}")
     if pooling not in ("avg", "gem"):
-        raise ValueError(f"pooling must be 'avg' or 'gem'. Received: pooling={pooling!r}")
+        raise BadInput(f"pooling must be 'avg' or 'gem'. Received: pooling={pooling!r}")
     spec = VARIANTS[variant]
     path = packaged_weights_path(variant) if weights in ("default", None) else Path(weights)
     expected = spec.sha256 if weights == "default" else None
@@ -270,7 +271,7 @@ def _multi_scale(
     input_size: int | None,
 ) -> keras.Model:
     if any(not 0.25 <= factor <= 2.0 for factor in scales) or len(set(scales)) != len(scales):
-        raise ValueError(f"scales must be distinct factors between 0.25 and 2. Received: scales={scales!r}")
+        raise BadInput(f"scales must be distinct factors between 0.25 and 2. Received: scales={scales!r}")
     size = input_size or VARIANTS[variant].input_size
     networks = {
         factor: build_efficientnet_lite(

@@ -16,6 +16,7 @@ import keras
 from keras import layers
 
 from recommender.download import WeightsError
+from recommender.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class ApplicationPreprocess(layers.Layer):
     def __init__(self, module: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not hasattr(keras.applications, module):
-            raise ValueError(f"no such keras.applications module. Received: module={module!r}")
+            raise BadInput(f"no such keras.applications module. Received: module={module!r}")
         self.module = module
 
     def call(self, images: Any) -> Any:
@@ -107,13 +108,13 @@ def build_keras_application(
     spec = APPLICATIONS.get(app_name)
     if spec is None:
         examples = ", ".join(("ResNet50", "EfficientNetB0", "MobileNetV3Small", "ConvNeXtTiny"))
-        raise ValueError(
+        raise BadInput(
             f"unknown keras.applications model; choose one of {len(APPLICATIONS)} names such as {examples} "
             f"(all: recommender.backbones.keras_apps.APPLICATIONS). Received: app_name={app_name!r}"
         )
     size = spec.input_size if input_size is None else input_size
     if size < 32:
-        raise ValueError(f"input_size must be at least 32 pixels. Received: input_size={input_size!r}")
+        raise BadInput(f"input_size must be at least 32 pixels. Received: input_size={input_size!r}")
     if weights not in (None, "imagenet"):
         weights = os.fspath(weights)
         if not Path(weights).is_file():
@@ -165,31 +166,31 @@ def build_saved_model(
     """
     path = Path(path)
     if path.suffix != ".keras":
-        raise ValueError(f"expected a model saved as `.keras`. Received: path={os.fspath(path)!r}")
+        raise BadInput(f"expected a model saved as `.keras`. Received: path={os.fspath(path)!r}")
     if not path.is_file():
         raise WeightsError(f"no such saved model: {path}. Received: path={os.fspath(path)!r}")
     saved = keras.saving.load_model(path, compile=False)
 
     if len(saved.inputs) != 1:
-        raise ValueError(f"{path.name} must have exactly one image input. Received: inputs={len(saved.inputs)}")
+        raise BadInput(f"{path.name} must have exactly one image input. Received: inputs={len(saved.inputs)}")
     _, height, width, channels = saved.inputs[0].shape
     if channels != 3 or height != width:
-        raise ValueError(
+        raise BadInput(
             f"{path.name} must take square RGB images (batch, size, size, 3). "
             f"Received: input_shape={tuple(saved.inputs[0].shape)}"
         )
     if height is None:
         if input_size is None:
-            raise ValueError(f"{path.name} has no fixed input size; pass one. Received: input_size=None")
+            raise BadInput(f"{path.name} has no fixed input size; pass one. Received: input_size=None")
         size = input_size
     elif input_size is not None and input_size != height:
-        raise ValueError(f"{path.name} takes {height}x{width} images. Received: input_size={input_size}")
+        raise BadInput(f"{path.name} takes {height}x{width} images. Received: input_size={input_size}")
     else:
         size = height
 
     names = [candidate.name for candidate in saved.layers]
     if layer not in names:
-        raise ValueError(
+        raise BadInput(
             f"{path.name} has no layer {layer!r}; its last layers are {', '.join(names[-6:])}. "
             f"Received: layer={layer!r}"
         )
@@ -197,7 +198,7 @@ def build_saved_model(
     if len(features.shape) == 4:
         features = layers.GlobalAveragePooling2D(name=f"{layer}_avg_pool")(features)
     elif len(features.shape) != 2:
-        raise ValueError(
+        raise BadInput(
             f"layer {layer!r} must output (batch, dim) or a (batch, h, w, c) map. "
             f"Received: shape={tuple(features.shape)}"
         )

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from bot import messages as text
+from contract import keys
 from playground.models import BotMessage
 from tests.system import running_system
-from worker import protocol as p
 
 CAPTION = re.compile(r"^(?P<rank>\d+)\. (?P<name>.+?)(?: — (?P<place>.+?))? · (?P<match>\d+)% match")
 
@@ -206,7 +206,7 @@ async def test_a_stopped_worker_gets_an_apology(make_system, query_photos) -> No
 
 async def test_a_full_queue_says_busy(make_system, query_photos) -> None:
     async with make_system(with_worker=False, max_queue=1) as system:
-        await system.redis.xadd(p.JOBS_STREAM, {"v": "1"})
+        await system.redis.xadd(keys.JOBS_STREAM, {"v": "1"})
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         (reply,) = await system.photo(chat, alice, query_photos[0], replies=1)
         assert reply.text == text.BUSY
@@ -246,7 +246,7 @@ async def test_forget_deletes_likes_after_confirmation(make_system, query_photos
         assert "1 like" in (system.stand_in.bot_messages(chat)[-1].text or "")
         (likes,) = await system.say(chat, alice, "/likes", replies=1)
         assert likes.text == text.NO_LIKES
-        assert not await system.redis.exists(p.likes_key(chat.id, alice.id))
+        assert not await system.redis.exists(keys.likes(chat.id, alice.id))
 
 
 async def test_start_help_and_plain_text(make_system) -> None:
@@ -286,7 +286,7 @@ async def test_a_photo_seen_before_is_not_downloaded_again_and_survives_an_expir
         assert album.kind == "media_group"
         assert system.stand_in.counters().calls("getFile") == downloads
         # The cached fingerprint is gone (expired, or another backbone): the bot downloads the photo after all.
-        async for key in system.redis.scan_iter(match=p.PREFIX + "qvec:*"):
+        async for key in system.redis.scan_iter(match=keys.QUERY_VECTOR_PATTERN):
             await system.redis.delete(key)
         album, _ = await system.photo(chat, bob, query_photos[6])
         assert album.kind == "media_group" and len(album.items) == 5

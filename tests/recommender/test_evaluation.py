@@ -1,4 +1,4 @@
-"""Tests for recommender.evaluation: the metrics on hand-computed cases, manifests, and the quality gates.
+"""Tests for recommender.tools.evaluation: the metrics on hand-computed cases, manifests, and the quality gates.
 
 The gates run the default backbone over ../shared's evaluation photos (skipped, saying why, where it is absent).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.evaluation import (
+from recommender.tools.evaluation import (
     EvalReport,
     LabelledPhoto,
     average_precision,

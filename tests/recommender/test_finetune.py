@@ -1,4 +1,4 @@
-"""Tests for recommender.finetune: the split, the batches, the loss, and fine-tuning end to end.
+"""Tests for recommender.tools.finetune: the split, the batches, the loss, and fine-tuning end to end.
 
 The end-to-end tests fine-tune once on a small set of drawn scenes (a few epochs of a few batches); one more test
 fine-tunes on ../shared's INRIA Holidays photos with the default options (skipped, saying why, where it is absent).
@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-import recommender.finetune
+import recommender.tools.finetune
 from recommender.backbones import load_backbone
 from recommender.backbones.efficientnet_lite import build_efficientnet_lite
-from recommender.evaluation import read_manifest, retrieval_metrics
 from recommender.extractor import Extractor
-from recommender.finetune import (
+from recommender.pipeline import embed_paths
+from recommender.tools.evaluation import read_manifest, retrieval_metrics
+from recommender.tools.finetune import (
     BatchHardTripletLoss,
     FinetuneOptions,
     FinetuneReport,
@@ -30,7 +31,6 @@ from recommender.finetune import (
     plan_epoch,
     split_by_group,
 )
-from recommender.pipeline import embed_paths
 from tests.conftest import shared_dataset
 
 # A wide margin keeps the loss, and so the updates, above zero on scenes this easy to tell apart.
@@ -158,12 +158,12 @@ def test_leaves_mirror_images_out_when_memory_is_short_and_refuses_when_none_fit
 ):
     one_view = 7 * 7 * 192 * 4  # the frozen part's output for one view of one photo, float32
     photos = GROUPS * PER_GROUP
-    monkeypatch.setattr(recommender.finetune, "MAX_CACHE_BYTES", photos * one_view - 1)
+    monkeypatch.setattr(recommender.tools.finetune, "MAX_CACHE_BYTES", photos * one_view - 1)
     with pytest.raises(ValueError, match=rf"too many photos to fine-tune on at once.*Received: {photos} photos"):
         finetune(scenes, tmp_path / "never.keras", options=TINY, progress=False)
     assert not (tmp_path / "never.keras").exists()
 
-    monkeypatch.setattr(recommender.finetune, "MAX_CACHE_BYTES", 2 * photos * one_view - 1)
+    monkeypatch.setattr(recommender.tools.finetune, "MAX_CACHE_BYTES", 2 * photos * one_view - 1)
     report = finetune(scenes, tmp_path / "one.keras", options=replace(TINY, epochs=0), progress=False)
     assert report.views_per_photo == 1
     assert "training without their mirror images" in caplog.text

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bot.messages import bad_image
 from recommender.images import (
     DEFAULT_MAX_PIXELS,
     ImageLimits,
+    ImageProblem,
     UnsupportedImage,
     content_hash,
     load_for_model,
@@ -29,6 +31,7 @@ from tests.recommender.badimages import (
     corpus_names,
     write_corpus,
 )
+from worker.loop import image_rejection
 
 REASONS = {
     "empty",
@@ -40,6 +43,11 @@ REASONS = {
     "too_small",
     "bad_aspect",
 }
+
+
+def worded(error: UnsupportedImage) -> str:
+    """What the user is told about this photo: the bot's sentence for the worker's rejection."""
+    return bad_image(image_rejection(error))
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +104,11 @@ def test_corpus_case_loads_or_fails_as_expected(corpus: dict[str, BadImageCase],
         load_image(source, limits=_limits(case))
     error = caught.value
     assert error.reason == case.expect, str(error)
-    assert error.user_message.strip()
-    assert error.user_message.endswith((".", "!", ")")), error.user_message
+    words = worded(error)
+    assert words.strip()
+    assert words.endswith((".", "!", ")")), words
     for leak in (str(case.path), case.path.name, str(case.path.parent), "Error", "Received"):
-        assert leak not in error.user_message
+        assert leak not in words
     message = str(error)
     assert "Received: " in message
     received = message.rsplit("Received: ", 1)[1]
@@ -136,25 +145,25 @@ def test_bad_aspect_reported_with_size_and_format(corpus: dict[str, BadImageCase
     with pytest.raises(UnsupportedImage) as caught:
         load_image(corpus["strip_1x20000"].path.read_bytes())
     assert str(caught.value).endswith("Received: 1x20000 px PNG")
-    assert "shape" in caught.value.user_message
+    assert "shape" in worded(caught.value)
 
 
 def test_empty_and_not_an_image_messages(corpus: dict[str, BadImageCase]) -> None:
     with pytest.raises(UnsupportedImage) as caught:
         load_image(b"")
     assert str(caught.value).endswith("Received: 0 bytes")
-    assert caught.value.user_message == "That file is empty — please send a photo."
+    assert worded(caught.value) == "That file is empty — please send a photo."
     with pytest.raises(UnsupportedImage) as caught:
         load_image(corpus["svg"].path)
-    assert "JPEG or PNG" in caught.value.user_message
-    assert "SVG" in caught.value.user_message
+    assert "JPEG or PNG" in worded(caught.value)
+    assert "SVG" in worded(caught.value)
 
 
 def test_over_byte_limit_message_names_the_limit() -> None:
     with pytest.raises(UnsupportedImage) as caught:
         load_image(bytes(21 * 1024 * 1024))
     assert caught.value.reason == "too_large_bytes"
-    assert caught.value.user_message == "That photo is too large (over 20 MB). Please send a smaller one."
+    assert worded(caught.value) == "That photo is too large (over 20 MB). Please send a smaller one."
 
 
 def test_byte_limit_checked_from_file_size_before_reading(tmp_path: Path) -> None:
@@ -189,7 +198,7 @@ def test_bombs_leave_pillow_settings_and_warning_filters_alone(corpus: dict[str,
             with pytest.raises(UnsupportedImage) as caught:
                 load_image(corpus[name].path)
             assert caught.value.reason == "too_many_pixels"
-            assert "megapixels" in caught.value.user_message
+            assert "megapixels" in worded(caught.value)
     assert not seen, [str(w.message) for w in seen]
     assert before_max == Image.MAX_IMAGE_PIXELS
     assert warnings.filters == before_filters
@@ -257,9 +266,9 @@ def test_argument_errors_are_not_unsupported_image(tmp_path: Path) -> None:
 
 
 def test_unsupported_image_survives_pickling() -> None:
-    error = UnsupportedImage("technical. Received: 0 bytes", "empty", "That file is empty — please send a photo.")
+    error = UnsupportedImage("technical. Received: 1 bytes", ImageProblem.TOO_SMALL, limits=ImageLimits(min_side=40))
     copy = pickle.loads(pickle.dumps(error))
-    assert (str(copy), copy.reason, copy.user_message) == (str(error), error.reason, error.user_message)
+    assert (str(copy), copy.reason, copy.format, copy.limits) == (str(error), error.reason, error.format, error.limits)
     assert isinstance(copy, ValueError)
 
 
@@ -301,7 +310,7 @@ def _load_mutants(mutants: list[bytes]) -> tuple[int, set[str]]:
             pixels = load_for_model(mutant, 32)
         except UnsupportedImage as error:
             assert error.reason in REASONS
-            assert error.user_message
+            assert worded(error)
             assert "Received: " in str(error)
             reasons.add(error.reason)
         else:

@@ -27,11 +27,11 @@ from recommender.index import (
     DestinationIndex,
     IndexManifest,
     IndexUnavailable,
-    build_index,
     current_version,
     open_index,
     read_manifest,
 )
+from recommender.index_build import build_index
 from recommender.refine import DEFAULT_REFINE, RefineOptions, augment_database
 from tests.conftest import shared_dataset
 from tests.worker.fakes import ColourExtractor, colour_catalog, photo_bytes

@@ -1,4 +1,4 @@
-"""Tests for recommender.sheet: the contact sheet's size, where each photo lands, and captions that fit."""
+"""Tests for recommender.tools.sheet: the contact sheet's size, where each photo lands, and captions that fit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from recommender.sheet import (
+from recommender.tools.sheet import (
     BACKGROUND,
     CAPTION_HEIGHT,
     MARGIN,

@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from recommender.backbones.efficientnet_lite import VARIANTS, packaged_weights_path
-from recommender.torch_pickle import UnsafePickleError, file_sha256, load_state_dict
+from recommender.download import sha256_file
+from recommender.torch_pickle import UnsafePickleError, load_state_dict
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 SYS_INFO = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
@@ -168,7 +169,7 @@ class _Recorder(pickle.Unpickler):
 
 def test_packaged_lite0_weights():
     path = packaged_weights_path("efficientnet-lite0")
-    assert file_sha256(path) == VARIANTS["efficientnet-lite0"].sha256
+    assert sha256_file(path) == VARIANTS["efficientnet-lite0"].sha256
 
     state = load_state_dict(path, expected_sha256=VARIANTS["efficientnet-lite0"].sha256)
 

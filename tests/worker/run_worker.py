@@ -15,16 +15,16 @@ from redis.asyncio import Redis
 
 from recommender.index import open_index
 from tests.worker.fakes import ColourExtractor
-from wanderlens.settings import WorkerSettings
 from worker.loop import Worker
+from worker.settings import WorkerOptions
 
 
 async def main(redis_url: str, index_dir: str, delay_s: float) -> None:
     extractor = ColourExtractor(delay_s=delay_s)
     index = open_index(Path(index_dir), expected=extractor.fingerprint, placement="host")
-    settings = WorkerSettings(redis_url=redis_url, batch_size=4, claim_idle_ms=1000, metrics_port=0)
+    options = WorkerOptions(consumer="doomed", batch_size=4, claim_idle_ms=1000)
     async with Redis.from_url(redis_url) as redis:
-        worker = Worker(redis=redis, extractor=extractor, index=index, settings=settings, consumer="doomed")
+        worker = Worker(redis=redis, extractor=extractor, index=index, options=options)
         # As `wanderlens worker` does (worker.main.serve): SIGTERM finishes the batch in hand, then exits.
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, worker.stop)
         await worker.run()

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +21,17 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from contract import codec, keys
+from contract import messages as m
+from contract.client import ChatBusy, ClientLimits, JobClient, QueueFull
 from recommender.catalog import load_catalog
-from recommender.index import build_index, open_index
+from recommender.index import open_index
+from recommender.index_build import build_index
 from tests.conftest import REPO
 from tests.redis_server import RedisServer
 from tests.worker.fakes import POISON_RGB, ColourExtractor, colour_catalog, photo_bytes
-from wanderlens.settings import WorkerSettings
-from worker import protocol as p
-from worker.client import ChatBusy, ClientLimits, JobClient, QueueFull
 from worker.loop import DECODE_NICENESS, Worker
+from worker.settings import WorkerOptions, WorkerSettings
 
 
 @pytest.fixture(scope="module")
@@ -72,17 +75,18 @@ def make_worker(
             redis=redis,
             extractor=model,
             index=index,
-            settings=settings(redis_server, **overrides),
+            options=replace(
+                settings(redis_server, **overrides).options(), consumer=f"{socket.gethostname()}-test-{id(model)}"
+            ),
             index_dir=index_dir,
-            consumer=f"{socket.gethostname()}-test-{id(model)}",
         )
         return worker, model
 
     return factory
 
 
-def recommend_job(chat_id: int = 1, *, timeout: float = 30.0, k: int = 5) -> p.Job:
-    return p.Job.new(p.RECOMMEND, chat_id=chat_id, user_id=chat_id, reply_to="test-bot", timeout=timeout, body={"k": k})
+def recommend_job(chat_id: int = 1, *, timeout: float = 30.0, k: int = 5) -> m.Job:
+    return m.Job.new(m.Recommend(k), chat_id=chat_id, user_id=chat_id, reply_to="test-bot", timeout=timeout)
 
 
 def worker_process(redis_server: RedisServer, index_dir: Path, *, delay_s: float) -> subprocess.Popen[bytes]:
@@ -100,7 +104,7 @@ async def until_jobs_are_pending(redis: Redis, *, timeout_s: float = 60) -> None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"] > 0:
+            if (await redis.xpending(keys.JOBS_STREAM, keys.WORKERS_GROUP))["pending"] > 0:
                 return
         except ResponseError:
             pass  # the worker has not created its consumer group yet
@@ -125,13 +129,13 @@ async def test_round_trip_answers_with_the_nearest_colours(make_worker, client: 
     data = (colour_index.parent / "catalog" / target.image).read_bytes()
     reply = await client.request(recommend_job(), data, timeout=10)
     await stop(worker, task)
-    assert reply.ok, reply
-    assert len(reply.items) == 5
-    assert reply.items[0].id == target.id
-    assert reply.items[0].score == pytest.approx(1.0, abs=1e-4)
-    assert [i.score for i in reply.items] == sorted((i.score for i in reply.items), reverse=True)
-    assert reply.remaining == min(len(worker.index), worker.settings.result_list_size) - 5
-    assert reply.hints == ("colour swatch",)
+    assert reply.failure is None, reply
+    assert len(reply.outcome.items) == 5
+    assert reply.outcome.items[0].id == target.id
+    assert reply.outcome.items[0].score == pytest.approx(1.0, abs=1e-4)
+    assert [i.score for i in reply.outcome.items] == sorted((i.score for i in reply.outcome.items), reverse=True)
+    assert reply.outcome.remaining == min(len(worker.index), worker.options.result_list_size) - 5
+    assert reply.outcome.hints == ("colour swatch",)
 
 
 async def test_concurrent_jobs_share_forward_passes(make_worker, client: JobClient) -> None:
@@ -141,7 +145,7 @@ async def test_concurrent_jobs_share_forward_passes(make_worker, client: JobClie
     task = await serve_in_background(worker)
     replies = await asyncio.wait_for(asyncio.gather(*futures), 30)
     await stop(worker, task)
-    assert all(r.ok for r in replies)
+    assert all(r.failure is None for r in replies)
     assert {r.job_id for r in replies} == {j.id for j in jobs}
     assert model.forward_passes <= 40 // 8 + 2, model.batch_sizes
     assert max(model.batch_sizes) == 8
@@ -162,7 +166,7 @@ async def test_photos_arriving_during_a_forward_pass_share_the_next_one(make_wor
         await asyncio.sleep(0.02)  # each on its own, as a closed loop of senders delivers them
     replies = await asyncio.wait_for(asyncio.gather(first, *later), 30)
     await stop(worker, task)
-    assert all(r.ok for r in replies)
+    assert all(r.failure is None for r in replies)
     assert model.batch_sizes == [1, 6]
 
 
@@ -181,7 +185,7 @@ async def test_photos_are_decoded_at_a_lower_priority_than_the_network(make_work
     task = await serve_in_background(worker)
     reply = await client.request(recommend_job(chat_id=1), photo_bytes((90, 120, 30)), timeout=10)
     await stop(worker, task)
-    assert reply.ok
+    assert reply.failure is None
     assert model.decode_niceness == [os.getpriority(os.PRIO_PROCESS, 0) + DECODE_NICENESS]
 
 
@@ -190,7 +194,7 @@ async def test_idle_queue_answers_a_lone_photo_without_waiting_for_a_batch(make_
     task = await serve_in_background(worker)
     for n in range(3):
         reply = await client.request(recommend_job(chat_id=n + 1), photo_bytes((10 * n, 20, 30)), timeout=10)
-        assert reply.ok
+        assert reply.failure is None
     await stop(worker, task)
     assert model.batch_sizes == [1, 1, 1]
 
@@ -204,11 +208,12 @@ async def test_bad_photos_get_a_clear_error_and_the_worker_lives_on(make_worker,
     assert len(cases) >= 10
     for n, case in enumerate(cases):
         reply = await client.request(recommend_job(chat_id=500 + n), case.path.read_bytes(), timeout=10)
-        assert reply.error == p.BAD_IMAGE, case.name
-        assert reply.message and "Received" not in reply.message, case.name
+        failure = reply.failure
+        assert failure is not None and failure.code == m.ErrorCode.BAD_IMAGE, case.name
+        assert failure.image is not None and failure.image.reason == case.expect, case.name
     good = await client.request(recommend_job(chat_id=999), photo_bytes((1, 2, 3)), timeout=10)
     await stop(worker, task)
-    assert good.ok
+    assert good.failure is None
 
 
 async def test_a_killed_worker_s_jobs_are_answered_exactly_once_by_another(
@@ -224,7 +229,7 @@ async def test_a_killed_worker_s_jobs_are_answered_exactly_once_by_another(
     finally:
         doomed.kill()
         doomed.wait()
-    pending_before = (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"]
+    pending_before = (await redis.xpending(keys.JOBS_STREAM, keys.WORKERS_GROUP))["pending"]
     assert pending_before > 0
     rescuer, _ = make_worker()
     task = await serve_in_background(rescuer)
@@ -232,10 +237,10 @@ async def test_a_killed_worker_s_jobs_are_answered_exactly_once_by_another(
     await asyncio.sleep(1.5)  # anything delivered twice would show up in the reply list by now
     await stop(rescuer, task)
     assert sorted(r.job_id for r in replies) == sorted(j.id for j in jobs)
-    assert all(r.ok for r in replies)
-    assert await redis.llen(p.reply_key("test-bot")) == 0  # no second answer waiting for anyone
-    assert (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"] == 0
-    assert await redis.xlen(p.JOBS_STREAM) == 0
+    assert all(r.failure is None for r in replies)
+    assert await redis.llen(keys.replies("test-bot")) == 0  # no second answer waiting for anyone
+    assert (await redis.xpending(keys.JOBS_STREAM, keys.WORKERS_GROUP))["pending"] == 0
+    assert await redis.xlen(keys.JOBS_STREAM) == 0
 
 
 async def test_a_job_answered_twice_is_delivered_once(make_worker, client: JobClient, redis: Redis) -> None:
@@ -245,13 +250,13 @@ async def test_a_job_answered_twice_is_delivered_once(make_worker, client: JobCl
     task = await serve_in_background(worker)
     await asyncio.wait_for(future, 10)
     # Replay the same job as if a crash had happened after the reply: it must be acknowledged, not answered.
-    await redis.set(p.photo_key(job.id), photo_bytes((5, 5, 5)))
-    await redis.xadd(p.JOBS_STREAM, job.to_fields())
+    await redis.set(keys.photo(job.id), photo_bytes((5, 5, 5)))
+    await redis.xadd(keys.JOBS_STREAM, codec.job_fields(job))
     await asyncio.sleep(0.5)
     await stop(worker, task)
-    assert await redis.llen(p.reply_key("test-bot")) == 0
+    assert await redis.llen(keys.replies("test-bot")) == 0
     assert worker.metrics.value("wanderlens_jobs_total", {"kind": "recommend", "outcome": "duplicate"}) == 1
-    assert await redis.xlen(p.JOBS_STREAM) == 0
+    assert await redis.xlen(keys.JOBS_STREAM) == 0
 
 
 async def test_poison_photo_goes_to_dead_letter_with_an_error_reply(make_worker, client, redis: Redis) -> None:
@@ -264,14 +269,14 @@ async def test_poison_photo_goes_to_dead_letter_with_an_error_reply(make_worker,
     healthy_reply = await asyncio.wait_for(healthy_future, 10)
     poison_reply = await asyncio.wait_for(poison_future, 20)
     await stop(worker, task)
-    assert healthy_reply.ok
-    assert poison_reply.error == p.FAILED
-    dead = await redis.xrange(p.DEAD_LETTER_STREAM)
+    assert healthy_reply.failure is None
+    assert poison_reply.failure == m.Failure(m.ErrorCode.FAILED)
+    dead = await redis.xrange(keys.DEAD_LETTER_STREAM)
     assert len(dead) == 1
     assert dead[0][1][b"id"].decode() == poison.id
     assert b"deliveries" in dead[0][1][b"reason"]
     assert worker.metrics.value("wanderlens_dead_letters_total") == 1
-    assert await redis.xlen(p.JOBS_STREAM) == 0
+    assert await redis.xlen(keys.JOBS_STREAM) == 0
 
 
 async def test_a_job_past_its_deadline_gets_a_took_too_long_reply(make_worker, client: JobClient) -> None:
@@ -281,7 +286,7 @@ async def test_a_job_past_its_deadline_gets_a_took_too_long_reply(make_worker, c
     task = await serve_in_background(worker)
     reply = await asyncio.wait_for(future, 10)
     await stop(worker, task)
-    assert reply.error == p.EXPIRED
+    assert reply.failure == m.Failure(m.ErrorCode.EXPIRED)
     assert model.forward_passes == 0
 
 
@@ -291,8 +296,8 @@ async def test_the_queue_cap_refuses_jobs_beyond_it(redis: Redis) -> None:
         await capped.submit(recommend_job(chat_id=n), b"x")
     with pytest.raises(QueueFull):
         await capped.submit(recommend_job(chat_id=99), b"x")
-    assert await redis.xlen(p.JOBS_STREAM) == 5
-    assert not await redis.exists(p.photo_key("nonexistent"))
+    assert await redis.xlen(keys.JOBS_STREAM) == 5
+    assert not await redis.exists(keys.photo("nonexistent"))
     await capped.close()
 
 
@@ -307,7 +312,7 @@ async def test_one_job_in_flight_per_chat(redis: Redis, client: JobClient) -> No
     first.cancel()
     await asyncio.wait({first}, timeout=5)  # it releases the chat's lock on its way out
     assert first.cancelled()
-    assert not await redis.exists(p.inflight_key(7))
+    assert not await redis.exists(keys.inflight(7))
 
 
 class BlpopSwallowsCancellation(Redis):
@@ -356,7 +361,7 @@ async def test_hot_reload_under_load_loses_no_job(
     first_version = worker.index.version
     task = await serve_in_background(worker)
 
-    async def sender(n: int) -> p.Reply:
+    async def sender(n: int) -> m.Reply:
         return await client.request(
             recommend_job(chat_id=1000 + n), photo_bytes((n % 255, 80, 160), seed=n), timeout=20
         )
@@ -372,7 +377,7 @@ async def test_hot_reload_under_load_loses_no_job(
     while worker.index.version == first_version and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     await stop(worker, task)
-    assert len(replies) == 80 and all(r.ok for r in replies)
+    assert len(replies) == 80 and all(r.failure is None for r in replies)
     assert worker.index.version != first_version
     assert len(worker.index) == 45
 
@@ -385,11 +390,11 @@ async def test_heartbeat_and_health_check(make_worker, redis: Redis, redis_serve
     assert not await check_health(probe_settings)
     task = await serve_in_background(worker)
     await asyncio.sleep(0.3)
-    raw = await redis.get(p.health_key(worker.consumer))
+    raw = await redis.get(keys.health(worker.consumer))
     assert raw is not None and json.loads(raw)["index_version"] == worker.index.version
     assert await check_health(probe_settings)
     await stop(worker, task)
-    assert await redis.get(p.health_key(worker.consumer)) is None
+    assert await redis.get(keys.health(worker.consumer)) is None
     assert not await check_health(probe_settings)
 
 
@@ -405,8 +410,7 @@ async def test_worker_and_client_wait_out_a_redis_that_is_not_up_yet(tmp_path: P
             redis=redis,
             extractor=extractor,
             index=index,
-            settings=WorkerSettings(redis_url=url, metrics_port=0, heartbeat_s=0.5),
-            consumer=f"{socket.gethostname()}-late",
+            options=WorkerOptions(consumer=f"{socket.gethostname()}-late", heartbeat_s=0.5),
         )
         task = asyncio.create_task(worker.run())
         client = JobClient(redis, instance="late-bot")
@@ -415,7 +419,7 @@ async def test_worker_and_client_wait_out_a_redis_that_is_not_up_yet(tmp_path: P
         assert not task.done()
         server = start_redis(tmp_path / "redis", port=port)
         try:
-            job = p.Job.new(p.RECOMMEND, chat_id=1, user_id=1, reply_to="late-bot", timeout=30, body={"k": 3})
+            job = m.Job.new(m.Recommend(3), chat_id=1, user_id=1, reply_to="late-bot", timeout=30)
             reply = None
             for _ in range(50):  # the first submissions may still meet a connection being re-established
                 try:
@@ -423,7 +427,7 @@ async def test_worker_and_client_wait_out_a_redis_that_is_not_up_yet(tmp_path: P
                     break
                 except (RedisConnectionError, ChatBusy):
                     await asyncio.sleep(0.2)
-            assert reply is not None and reply.ok and len(reply.items) == 3
+            assert reply is not None and reply.failure is None and len(reply.outcome.items) == 3
         finally:
             await client.close()
             worker.stop()
@@ -445,5 +449,5 @@ async def test_sigterm_finishes_the_batch_in_hand_then_exits(
     finally:
         if worker.poll() is None:
             worker.kill()
-    assert all(r.ok for r in replies)
-    assert (await redis.xpending(p.JOBS_STREAM, p.WORKERS_GROUP))["pending"] == 0
+    assert all(r.failure is None for r in replies)
+    assert (await redis.xpending(keys.JOBS_STREAM, keys.WORKERS_GROUP))["pending"] == 0

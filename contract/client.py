@@ -14,8 +14,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from worker import protocol as p
-from worker.backoff import Backoff
+from contract import codec, keys
+from contract import messages as m
+from contract.backoff import Backoff
+from contract.scripts import SUBMIT
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +46,10 @@ class JobClient:
         self.redis = redis
         self.instance = instance
         self.limits = limits
-        self._waiting: dict[str, asyncio.Future[p.Reply]] = {}
+        self._waiting: dict[str, asyncio.Future[m.Reply]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
-        self._submit = redis.register_script(p.SUBMIT_SCRIPT)
+        self._submit = redis.register_script(SUBMIT)
 
     async def start(self) -> None:
         if self._listener is None:
@@ -75,7 +77,7 @@ class JobClient:
         self._waiting.clear()
 
     async def _listen(self) -> None:
-        key = p.reply_key(self.instance)
+        key = keys.replies(self.instance)
         backoff = Backoff("reply listener")
         while not self._closing.is_set():
             try:
@@ -87,8 +89,8 @@ class JobClient:
             if popped is None:
                 continue
             try:
-                reply = p.Reply.from_json(popped[1])
-            except p.ProtocolError as error:
+                reply = codec.reply_from_json(popped[1])
+            except codec.ProtocolError as error:
                 logger.error("ignoring an unreadable reply: %s", error)
                 continue
             future = self._waiting.pop(reply.job_id, None)
@@ -97,14 +99,14 @@ class JobClient:
             else:
                 logger.info("reply to job %s arrived after its requester gave up", reply.job_id)
 
-    async def submit(self, job: p.Job, photo: bytes | None = None) -> asyncio.Future[p.Reply]:
+    async def submit(self, job: m.Job, photo: bytes | None = None) -> asyncio.Future[m.Reply]:
         """Enqueue ``job`` (and its photo); the future resolves with the worker's reply. Raises QueueFull."""
-        future: asyncio.Future[p.Reply] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[m.Reply] = asyncio.get_running_loop().create_future()
         self._waiting[job.id] = future
-        fields = [item for pair in job.to_fields().items() for item in pair]
+        fields = [item for pair in codec.job_fields(job).items() for item in pair]
         try:
             entry = await self._submit(
-                keys=[p.JOBS_STREAM, p.photo_key(job.id) if photo is not None else ""],
+                keys=[keys.JOBS_STREAM, keys.photo(job.id) if photo is not None else ""],
                 args=[self.limits.max_queue, self.limits.photo_ttl_s, photo if photo is not None else b"", *fields],
             )
         except BaseException:
@@ -115,12 +117,12 @@ class JobClient:
             raise QueueFull(f"the job queue holds {self.limits.max_queue} jobs already")
         return future
 
-    async def request(self, job: p.Job, photo: bytes | None = None, *, timeout: float) -> p.Reply:
+    async def request(self, job: m.Job, photo: bytes | None = None, *, timeout: float) -> m.Reply:
         """Submit and wait; raises QueueFull, ChatBusy, or TimeoutError when no worker answered in time.
 
         One job per chat at a time: a user hammering the bot queues nothing until the previous answer is out.
         """
-        lock = p.inflight_key(job.chat_id)
+        lock = keys.inflight(job.chat_id)
         if not await self.redis.set(lock, job.id, nx=True, ex=max(1, int(timeout) + 1)):
             raise ChatBusy(f"chat {job.chat_id} already has a job in flight")
         try:
@@ -134,4 +136,4 @@ class JobClient:
 
     async def has_cached_photo(self, file_unique_id: str) -> bool:
         """Whether a worker already has this Telegram file's fingerprint (then the photo need not be sent)."""
-        return bool(await self.redis.exists(p.file_unique_key(file_unique_id)))
+        return bool(await self.redis.exists(keys.file_unique(file_unique_id)))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recommender.errors import BadInput
 from recommender.pipeline import embed_paths
 from recommender.refine import (
     DEFAULT_REFINE,
@@ -62,7 +63,7 @@ def read_manifest(manifest: str | Path) -> list[LabelledPhoto]:
         reader = csv.DictReader(file)
         columns = set(reader.fieldnames or ())
         if not {"path", "label"} <= columns:
-            raise ValueError(f"a manifest needs columns path,label[,is_query]. Received: {sorted(columns)}")
+            raise BadInput(f"a manifest needs columns path,label[,is_query]. Received: {sorted(columns)}")
         has_queries = "is_query" in columns
         return [
             LabelledPhoto(
@@ -80,7 +81,7 @@ def _truthy(value: str | None) -> bool:
         return True
     if text in ("", "0", "false", "no", "n"):
         return False
-    raise ValueError(f"is_query must be 1/0, true/false or yes/no. Received: {value!r}")
+    raise BadInput(f"is_query must be 1/0, true/false or yes/no. Received: {value!r}")
 
 
 def average_precision(relevant_in_rank_order: np.ndarray, total_relevant: int) -> float:
@@ -210,7 +211,7 @@ def evaluate_manifest(
     embedded = embed_paths([p.path for p in photos], extractor, batch_size=batch_size, progress=progress)
     kept = sorted(embedded.vectors)
     if not kept:
-        raise ValueError(f"no photo of the manifest could be read. Received: {manifest}")
+        raise BadInput(f"no photo of the manifest could be read. Received: {manifest}")
     raw = np.stack([embedded.vectors[i] for i in kept])
     turned = []
     if rotations:

@@ -7,7 +7,7 @@ for its mirror image) and training runs on those cached tensors only: an epoch t
 backward passes through the last block, which is what makes a few hundred photos a matter of minutes on a CPU.
 
 Quality is measured on destinations held out of training (split by label, never by photo), before and after,
-with the protocol of ``recommender.evaluation.retrieval_metrics``. The result is a ``.keras`` model that takes
+with the protocol of ``recommender.tools.evaluation.retrieval_metrics``. The result is a ``.keras`` model that takes
 RGB 0..255 float32 images and whose layer ``embedding`` is the new fingerprint: use it as
 ``--backbone PATH.keras:embedding``.
 """
@@ -27,10 +27,10 @@ import numpy as np
 from keras import layers, ops
 from tqdm import tqdm
 
-from recommender.evaluation import EvalReport, LabelledPhoto, evaluate_vectors, read_manifest, retrieval_metrics
 from recommender.fingerprint import ExtractionOptions
 from recommender.images import UnsupportedImage
 from recommender.refine import DEFAULT_REFINE, Whitening, unit
+from recommender.tools.evaluation import EvalReport, LabelledPhoto, evaluate_vectors, read_manifest, retrieval_metrics
 
 logger = logging.getLogger(__name__)
 
