@@ -1,9 +1,10 @@
 """Translations: one gettext catalog per language, picked from Telegram's `language_code`, plus Babel's formatting.
 
-The sources are `bot/locales/<lang>/LC_MESSAGES/wanderlens.po`, translated from the template `bot/locales/wanderlens.pot`,
-which is extracted from the N_()/NN_() markers in bot/. At start-up `Translator.load()` reads every .po with Babel
-and compiles it in memory into a `gettext.GNUTranslations` (standard plural handling from the Plural-Forms header).
-So no compiled .mo is committed or built: what translators edit is exactly what runs, and a fresh clone works.
+The sources are `bot/locales/<lang>/LC_MESSAGES/wanderlens.po`, translated from the template
+`bot/locales/wanderlens.pot`, which is extracted from the N_()/NN_() markers in bot/. At start-up `Translator.load()`
+reads every .po with Babel and compiles it in memory into a `gettext.GNUTranslations` (standard plural handling from
+the Plural-Forms header). So no compiled .mo is committed or built: what translators edit is exactly what runs, and a
+fresh clone works without a build step.
 Reading seven small .po files takes a few tens of milliseconds, once per process.
 
 English is the source language: its msgids are the English sentences, so it needs no catalog.
@@ -61,9 +62,13 @@ SUPPORTED_LANGUAGES: Final[Mapping[str, str]] = MappingProxyType(
 EXTRACT_KEYWORDS: Final[Mapping[str, tuple[int, ...] | None]] = MappingProxyType({"N_": None, "NN_": (1, 2)})
 EXTRACT_METHODS: Final = (("**.py", "python"),)
 COMMENT_TAGS: Final = ("Translators:",)
+TEMPLATE_HEADER: Final = (
+    "# Translations template for Wanderlens, extracted from bot/ by `python -m bot.i18n extract`: do not edit it.\n"
+    "# Translate in bot/locales/<lang>/LC_MESSAGES/wanderlens.po (see bot/locales/README.md)."
+)
 
 
-def N_(message: str) -> str:  # noqa: N802 (gettext's conventional marker name)
+def N_(message: str) -> str:  # gettext's conventional marker name
     """Marks a message for extraction and returns it unchanged: translation happens later, per user."""
     return message
 
@@ -75,7 +80,7 @@ class Plural(NamedTuple):
     plural: str
 
 
-def NN_(singular: str, plural: str) -> Plural:  # noqa: N802
+def NN_(singular: str, plural: str) -> Plural:
     """Marks a message with plural forms for extraction; `lang.plural(message, n)` translates it."""
     return Plural(singular, plural)
 
@@ -131,7 +136,9 @@ class Lang:
     def file_size(self, n_bytes: int) -> str:
         """20 MiB -> "20 MB" (en), "20 Mo" (fr), "20 МБ" (ru): binary megabytes, as Telegram's limits are."""
         if n_bytes >= 1024 * 1024:
-            return format_unit(n_bytes / 1024**2, "digital-megabyte", length="short", format="#,##0.#", locale=self.locale)
+            return format_unit(
+                n_bytes / 1024**2, "digital-megabyte", length="short", format="#,##0.#", locale=self.locale
+            )
         return format_unit(n_bytes / 1024, "digital-kilobyte", length="short", format="#,##0.#", locale=self.locale)
 
     def and_list(self, items: Iterable[str]) -> str:
@@ -225,7 +232,14 @@ def compile_catalog(catalog: Catalog) -> gettext.GNUTranslations:
 
 def extract(source: Path = Path(__file__).parent) -> Catalog:
     """The template: every N_()/NN_() message in `source`, with its translator comments and locations."""
-    template = Catalog(project="Wanderlens", version="1", copyright_holder="the Wanderlens authors", domain=DOMAIN, fuzzy=False)
+    template = Catalog(
+        project="Wanderlens",
+        version="1",
+        copyright_holder="the Wanderlens authors",
+        domain=DOMAIN,
+        header_comment=TEMPLATE_HEADER,
+        fuzzy=False,
+    )
     for filename, lineno, message, comments, context in extract_from_dir(
         source, EXTRACT_METHODS, keywords=EXTRACT_KEYWORDS, comment_tags=COMMENT_TAGS, strip_comment_tags=True
     ):
@@ -252,7 +266,9 @@ def check_catalogs(directory: Path = LOCALES_DIR, source: Path = Path(__file__).
     expected = {_key(m) for m in extract(source) if m.id}
     found = {_key(m) for m in template if m.id}
     problems += [f"template: {k!r} is in the code but not in {DOMAIN}.pot (run extract)" for k in expected - found]
-    problems += [f"template: {k!r} is in {DOMAIN}.pot but no longer in the code (run extract)" for k in found - expected]
+    problems += [
+        f"template: {k!r} is in {DOMAIN}.pot but no longer in the code (run extract)" for k in found - expected
+    ]
 
     folders = {p.parent.parent.name for p in directory.glob(f"*/LC_MESSAGES/{DOMAIN}.po")}
     for code in sorted(folders - set(SUPPORTED_LANGUAGES)):
@@ -330,7 +346,6 @@ def update(directory: Path = LOCALES_DIR) -> None:
             catalog = read_catalog(directory, code)
             catalog.update(template)
         else:  # a new language: start from the template, with Babel's header for it (check the Plural-Forms)
-            path.parent.mkdir(parents=True, exist_ok=True)
             catalog = Catalog(locale=code, domain=DOMAIN, project="Wanderlens")
             catalog.update(template)
         _write_po(path, catalog)
@@ -339,6 +354,7 @@ def update(directory: Path = LOCALES_DIR) -> None:
 def _write_po(path: Path, catalog: Catalog) -> None:
     buffer = io.BytesIO()
     write_po(buffer, catalog, width=120, sort_output=False, omit_header=False, include_previous=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buffer.getvalue())
 
 
@@ -358,7 +374,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = check_catalogs(args.locales)
     for problem in problems:
         print(problem, file=sys.stderr)
-    print(f"{len(problems)} problem(s) in {len(SUPPORTED_LANGUAGES) - 1} catalogs" if problems else "all catalogs complete")
+    print(
+        f"{len(problems)} problem(s) in {len(SUPPORTED_LANGUAGES) - 1} catalogs"
+        if problems
+        else "all catalogs complete"
+    )
     return 1 if problems else 0
 
 

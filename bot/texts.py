@@ -17,13 +17,13 @@ from typing import Final, Protocol
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.i18n import NN_, Lang, N_
+from bot.i18n import N_, NN_, Lang
 
 CAPTION_LIMIT: Final = 1024  # Bot API limit for a photo caption
 MEGABYTE: Final = 1024 * 1024
 BOT_DOWNLOAD_LIMIT: Final = 20 * MEGABYTE  # the most getFile lets a bot download
 
-# --- greetings and help -------------------------------------------------------------------------------------------
+# --- greetings and help ---------------------------------------------------------------------------------------------
 
 START: Final = N_(
     "Hi! I'm Wanderlens. Send me a photo — a beach, a mountain village, a skyline — and I'll suggest "
@@ -94,7 +94,7 @@ IMAGE_TOO_MANY_PIXELS: Final = N_(
 IMAGE_TOO_SMALL: Final = N_("That image is too small to recognise anything (at least {side}×{side} pixels, please).")
 IMAGE_BAD_ASPECT: Final = N_("That image is an unusual shape (a very long strip); please send an ordinary photo.")
 
-# --- albums, likes, forgetting ----------------------------------------------------------------------------------------
+# --- albums, likes, forgetting --------------------------------------------------------------------------------------
 
 # Translators: a photo caption. {percent} is already formatted ("42%"); it says how similar the photos look.
 CAPTION_WITH_PLACE: Final = N_("{rank}. {name} — {place} · {percent} match")
@@ -136,24 +136,22 @@ FORGOTTEN: Final = NN_(
     "Done. I deleted your {count} likes and your recent results. It's a fresh start.",
 )
 
-# --- /language ----------------------------------------------------------------------------------------------------------
+# --- /language ------------------------------------------------------------------------------------------------------
 
 LANGUAGE_PROMPT: Final = N_("Which language shall I speak? Tap one below.")
 # Translators: {language} is the language's own name ("Deutsch", "Français"); this is said in the new language.
 LANGUAGE_SET: Final = N_("Language set to {language}.")
 # Translators: {code} is what the user typed; {languages} lists the codes and names ("de (Deutsch), fr (Français)").
-LANGUAGE_UNKNOWN: Final = N_("I don't speak \"{code}\" yet. I can speak: {languages}.")
+LANGUAGE_UNKNOWN: Final = N_('I don\'t speak "{code}" yet. I can speak: {languages}.')
 LANGUAGE_AUTO: Final = N_("I'll follow your Telegram app's language again.")
 
-# --- maps, distance and regions -----------------------------------------------------------------------------------------
+# --- maps, distance and regions -------------------------------------------------------------------------------------
 
 # Translators: a button label under a destination; it shows the place on a map.
 MAP_BUTTON: Final = N_("📍 Map")
 NO_COORDINATES: Final = N_("{name} has no coordinates, so I can't show it on a map.")
 LOCATION_SAVED: Final = N_("Got your location — I'll favour places near you. /nearby off turns it off.")
-NEARBY_NEEDS_LOCATION: Final = N_(
-    "Share your location with me first (📎 → Location), and I'll favour places near you."
-)
+NEARBY_NEEDS_LOCATION: Final = N_("Share your location with me first (📎 → Location), and I'll favour places near you.")
 DISTANCE_OFF: Final = N_("Distance is off again.")
 # Translators: appended to a caption; {distance} is already formatted, e.g. "1,240 km".
 DISTANCE_AWAY: Final = N_("{distance} away")
@@ -166,16 +164,15 @@ WHERE_SET: Final = N_("Showing only places in {region} until you send /where off
 WHERE_SET_RADIUS: Final = N_("Showing only places within {distance} until you send /where off.")
 # Translators: keep /where, Italy, IT, Europe and "within 300 km" as they are: they are what the command understands.
 WHERE_UNKNOWN: Final = N_(
-    "I don't know a region called \"{region}\". Try a country (Italy, IT) or a continent (Europe), "
-    "or \"within 300 km\"."
+    'I don\'t know a region called "{region}". Try a country (Italy, IT) or a continent (Europe), or "within 300 km".'
 )
 # Translators: keep the commands after "e.g." as they are: they are what the command understands.
 WHERE_USAGE: Final = N_("/where needs a place after it — e.g. /where Italy, /where Europe, /where within 300 km.")
 WHERE_OFF: Final = N_("No region filter any more.")
-# Translators: in a group, after an album: the suggestion with the least total travel for everyone who shared a location.
+# Translators: in a group, after an album: the place with the least travel for everyone who shared a location.
 GROUP_CLOSEST: Final = N_("📍 Closest to all of you: {name}, {distance} away on average.")
 
-# --- the command menu (setMyCommands, one list per language_code) --------------------------------------------------------
+# --- the command menu (setMyCommands, one list per language_code) ---------------------------------------------------
 
 COMMAND_DESCRIPTIONS: Final = {
     # Translators: this and the next ones describe commands in Telegram's "/" menu: short, no full stop.
@@ -194,7 +191,7 @@ COMMAND_DESCRIPTIONS: Final = {
 COMMANDS: Final = ("start", "help", "more", "like", "likes", "suggest", "forget")
 
 
-# --- sentences put together from parts ----------------------------------------------------------------------------------
+# --- sentences put together from parts ------------------------------------------------------------------------------
 
 
 class Shown(Protocol):
@@ -222,7 +219,12 @@ def place(item: Shown) -> str:
 def caption(lang: Lang, rank: int, item: Shown, *, distance_km: float | None = None) -> str:
     """`1. Name — City, Country · 87% match · 1,240 km away`, then whom it fits (groups) and the photo credit."""
     where = place(item)
-    values = {"rank": lang.number(rank), "name": item.name, "place": where, "percent": lang.percent(max(0.0, item.score))}
+    values = {
+        "rank": lang.number(rank),
+        "name": item.name,
+        "place": where,
+        "percent": lang.percent(max(0.0, item.score)),
+    }
     line = lang.gettext(CAPTION_WITH_PLACE if where else CAPTION, **values)
     if distance_km is not None:
         line += " · " + lang.gettext(DISTANCE_AWAY, distance=lang.distance_km(distance_km))
@@ -234,7 +236,9 @@ def caption(lang: Lang, rank: int, item: Shown, *, distance_km: float | None = N
 def group_caption(lang: Lang, rank: int, item: Shown) -> str:
     """Group suggestions rank by fit, not by similarity to a photo, so they show whom they suit instead."""
     where = place(item)
-    line = lang.gettext(GROUP_CAPTION_WITH_PLACE if where else GROUP_CAPTION, rank=lang.number(rank), name=item.name, place=where)
+    line = lang.gettext(
+        GROUP_CAPTION_WITH_PLACE if where else GROUP_CAPTION, rank=lang.number(rank), name=item.name, place=where
+    )
     line += "\n" + (lang.gettext(FITS, names=lang.and_list(item.fits)) if item.fits else lang.gettext(COMPROMISE))
     return _with_credit(line, item)
 
