@@ -359,7 +359,9 @@ def _write_po(path: Path, catalog: Catalog) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.i18n", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.i18n", description="Extract, update and check the gettext catalogs."
+    )
     parser.add_argument("command", choices=("extract", "update", "check"))
     parser.add_argument("--locales", type=Path, default=LOCALES_DIR, help="the catalogs' folder (default: %(default)s)")
     args = parser.parse_args(argv)

@@ -21,6 +21,7 @@ from bot.i18n import (
     Translator,
     _write_po,
     check_catalogs,
+    main,
     placeholders,
     po_path,
     pot_path,
@@ -57,8 +58,20 @@ class Place:
 # --- the catalogs -------------------------------------------------------------------------------------------------
 
 
-def test_every_message_is_translated_in_every_language_with_the_same_placeholders() -> None:
+def test_every_message_is_translated_in_every_language_with_the_same_placeholders(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert check_catalogs() == []
+    assert main(["check"]) == 0
+    assert capsys.readouterr().out == "all catalogs complete\n"
+
+
+def test_the_check_command_lists_problems_and_exits_1(locales: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    po_path(locales, "es").unlink()
+    assert main(["check", "--locales", str(locales)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "1 problem(s) in 6 catalogs\n"
+    assert err.startswith("es: in SUPPORTED_LANGUAGES but ")
 
 
 def test_the_check_catches_dropped_added_and_untranslated_placeholders_and_forms(locales: Path) -> None:
@@ -127,7 +140,7 @@ def test_the_template_is_plain_text_with_named_placeholders_only() -> None:
 def test_every_message_renders_in_every_language_for_many_counts(translator: Translator, code: str) -> None:
     """Through the compiled catalog, as the bot uses it: every translation has its English text's values."""
     lang = translator.for_language(code)
-    english = Translator.load().default
+    english = translator.default
     for message in read_template(LOCALES_DIR):
         if not message.id:
             continue
