@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the build pulls in httpx, Pillow and tqdm: imported when a 
     from opendata.http import ClientOptions
 
 CONTACT_ENV = "WANDERLENS_CONTACT"  # read by run() when --contact is not given
+DEFAULT_PACE = 0.2  # s: a few requests a second at most, far below what gets a client throttled
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--contact",
         default=None,
         help=f"your email or URL, sent in the User-Agent as Wikimedia asks (default: ${CONTACT_ENV})",
+    )
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=DEFAULT_PACE,
+        help="seconds between the starts of two requests, on top of one at a time (default %(default)s)",
     )
     parser.add_argument("--endpoint-sparql", default=WIKIDATA_SPARQL, help="SPARQL endpoint")
     parser.add_argument("--endpoint-commons", default=COMMONS_API, help="Commons API endpoint")
@@ -61,7 +68,9 @@ def options_from_args(args: argparse.Namespace) -> tuple[BuildOptions, ClientOpt
         commons_endpoint=args.endpoint_commons,
         progress=not args.no_progress,
     )
-    return build, ClientOptions(contact=contact)
+    if args.pace < 0:
+        raise ValueError(f"--pace must not be negative. Received: {args.pace}")
+    return build, ClientOptions(contact=contact, min_interval=args.pace)
 
 
 def run(args: argparse.Namespace) -> int:

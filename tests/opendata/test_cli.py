@@ -21,6 +21,8 @@ def build_args(standin: StandIn, out: Path, *extra: str) -> list[str]:
         "--width",
         "500",
         "--no-progress",
+        "--pace",
+        "0",
         "--endpoint-sparql",
         standin.sparql_url,
         "--endpoint-commons",

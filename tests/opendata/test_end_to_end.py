@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def test_a_built_catalog_indexes_and_answers_with_destination_names(standin: StandIn, tmp_path: Path, capsys) -> None:
     catalog, index = tmp_path / "catalog", tmp_path / "index"
-    common = ["--width", "500", "--no-progress", "--contact", "tests@example.org"]
+    common = ["--width", "500", "--no-progress", "--pace", "0", "--contact", "tests@example.org"]
     endpoints = ["--endpoint-sparql", standin.sparql_url, "--endpoint-commons", standin.commons_url]
     assert main(["catalog", "build", "--out", str(catalog), *common, *endpoints]) == 0
     assert main(["index", str(catalog), "--out", str(index), "--no-progress"]) == 0

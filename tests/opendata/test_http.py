@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from opendata.errors import HttpError, RateLimited
-from opendata.http import ClientOptions, RetryPolicy, _retry_after, user_agent
+from opendata.http import ClientOptions, PoliteClient, RetryPolicy, _retry_after, user_agent
 from tests.opendata.standin import FakePlace, Fault, StandIn
 
 GOOD = {"head": {"vars": ["item", "coord", "image", "country", "iso", "links", "city"]}, "results": {"bindings": []}}
@@ -111,3 +111,20 @@ def test_retry_policy_backoff_is_capped() -> None:
     assert [policy.backoff(n) for n in range(1, 6)] == [2.0, 4.0, 8.0, 10.0, 10.0]
     with pytest.raises(ValueError, match="Received:"):
         RetryPolicy(tries=0)
+
+
+def test_requests_are_paced_by_the_clock(standin: StandIn) -> None:
+    now = [100.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    options = ClientOptions(contact="tests@example.org", min_interval=0.5)
+    with PoliteClient(options, sleep=sleep, clock=lambda: now[0]) as client:
+        client.get_json(standin.sparql_url, {"query": "SELECT"})
+        now[0] += 0.2  # the caller spent 0.2 s between two requests: only the rest of the gap is waited
+        client.get_json(standin.sparql_url, {"query": "SELECT"})
+        client.get_json(standin.sparql_url, {"query": "SELECT"})
+    assert waits == pytest.approx([0.3, 0.5])
