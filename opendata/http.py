@@ -161,8 +161,9 @@ class PoliteClient:
                 break
             wait = last.wait if last.wait is not None else policy.backoff(attempt)
             if waited + wait > policy.max_total_wait:
+                asked = "the server asked to wait" if last.wait is not None else "the next back-off would be"
                 raise RateLimited(
-                    f"GET {url}: {last.reason}; the server asked to wait {wait:g}s, more than the "
+                    f"GET {url}: {last.reason}; {asked} {wait:g}s, more than the "
                     f"{policy.max_total_wait - waited:g}s of waiting left for this request. Stopped here: run the "
                     "same command later and it picks up where it stopped.",
                     url=url,
