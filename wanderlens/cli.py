@@ -190,6 +190,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     # Neither imports TensorFlow: the CLI starts without it.
+    from opendata import cli as opendata_cli
     from recommender.download import default_cache_dir
     from recommender.fingerprint import DEFAULT_BACKBONE, LITE_EXTRACTION
     from recommender.refine import DEFAULT_REFINE, WHITENINGS
@@ -308,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     playground.add_argument("--data", type=Path, default=Path("data"), help="folder for the index and Redis's data")
     playground.add_argument("--port", type=int, default=8080, help="the chat page's port")
     playground.set_defaults(handler=cmd_up)
+
+    catalog = commands.add_parser("catalog", help="make a catalog folder").add_subparsers(dest="action", required=True)
+    build = catalog.add_parser("build", help="destinations with free photos from Wikidata and Wikimedia Commons")
+    opendata_cli.add_arguments(build)
+    build.set_defaults(handler=opendata_cli.run)
 
     settings = commands.add_parser("settings", help="print every setting with its default (.env.example)")
     settings.set_defaults(handler=cmd_settings)
