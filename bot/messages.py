@@ -120,14 +120,21 @@ def place(item: m.Item) -> str:
     return ", ".join(part for part in (item.city, item.country) if part)
 
 
+def photo_credit(item: m.Item) -> str:
+    """Author and licence, each once (open-data catalogs already name the licence in the credit)."""
+    if item.licence and item.licence.lower() not in item.credit.lower():
+        return ", ".join(part for part in (item.credit, item.licence) if part)
+    return item.credit
+
+
 def caption(rank: int, item: m.Item) -> str:
     """`1. Name — City, Country · 87% match`, then whom it fits (groups) and the photo credit."""
     where = place(item)
     line = f"{rank}. {item.name}" + (f" — {where}" if where else "") + f" · {max(0, round(item.score * 100))}% match"
     if item.fits:
         line += f"\nFits: {', '.join(item.fits)}"
-    if item.credit:
-        line += f"\n📷 {item.credit}"
+    if item.credit or item.licence:
+        line += f"\n📷 {photo_credit(item)}"
     return line[:CAPTION_LIMIT]
 
 
@@ -136,8 +143,8 @@ def group_caption(rank: int, item: m.Item) -> str:
     where = place(item)
     line = f"{rank}. {item.name}" + (f" — {where}" if where else "")
     line += f"\nFits: {', '.join(item.fits)}" if item.fits else "\nA compromise for everyone"
-    if item.credit:
-        line += f"\n📷 {item.credit}"
+    if item.credit or item.licence:
+        line += f"\n📷 {photo_credit(item)}"
     return line[:CAPTION_LIMIT]
 
 

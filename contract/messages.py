@@ -144,7 +144,8 @@ class Item:
     score: float  # the plain photo similarity shown as "% match" (1.0 where there is no photo to compare)
     image: str  # relative to the catalog folder
     image_hash: str
-    credit: str = ""
+    credit: str = ""  # the photo's author (CC BY and BY-SA require naming them)
+    licence: str = ""
     fits: tuple[str, ...] = ()  # group suggestions: the members it suits
 
 

@@ -53,6 +53,7 @@ def _items(
                 image=destination.image,
                 image_hash=ctx.index.content_hashes[position],
                 credit=destination.credit,
+                licence=destination.licence,
                 fits=fits.get(destination_id, ()),
             )
         )
