@@ -60,7 +60,18 @@ def rank_for_members(
             profiles[member] = profile
     if not profiles:
         return [], ()
-    liked = {position for ids in member_likes.values() for i in ids if (position := index.position(i)) is not None}
-    candidates = rank_for_group(profiles, np.asarray(index.vectors, dtype=np.float32), limit, exclude=sorted(liked))
-    ranked = [RankedDestination(c.position, index.destinations[c.position], c.score, c.fits) for c in candidates]
+    liked = {index.group_of(p) for ids in member_likes.values() for i in ids if (p := index.position(i)) is not None}
+    # Every photo of a place someone liked is left out, and each place comes once, with its best photo.
+    candidates = rank_for_group(
+        profiles,
+        np.asarray(index.vectors, dtype=np.float32),
+        index.overfetch(limit),
+        exclude=index.rows_in_groups(liked),
+    )
+    seen: set[int] = set()
+    ranked = []
+    for c in candidates:
+        if index.group_of(c.position) not in seen and len(ranked) < limit:
+            seen.add(index.group_of(c.position))
+            ranked.append(RankedDestination(c.position, index.destinations[c.position], c.score, c.fits))
     return ranked, tuple(sorted(profiles))

@@ -215,8 +215,33 @@ def near_duplicate_groups(matrix: np.ndarray, *, threshold: float = NEAR_DUPLICA
     return np.array([find(i) for i in range(size)], dtype=np.int64)
 
 
+def merge_groups(*labelings: np.ndarray | None) -> np.ndarray | None:
+    """One labelling where rows are together whenever any labelling puts them together; None if all apart.
+
+    Each labelling gives every row the first row of its group (as ``near_duplicate_groups`` does).
+    """
+    present = [np.asarray(labels, dtype=np.int64) for labels in labelings if labels is not None]
+    if not present:
+        return None
+    size = len(present[0])
+    parent = np.arange(size)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    for labels in present:
+        for i in np.flatnonzero(labels != np.arange(size)):
+            a, b = find(int(i)), find(int(labels[i]))
+            parent[max(a, b)] = min(a, b)
+    merged = np.array([find(i) for i in range(size)], dtype=np.int64)
+    return merged if (merged != np.arange(size)).any() else None
+
+
 def collapse_duplicates(matches: list[Match], groups: np.ndarray | None) -> list[Match]:
-    """Keep only the best match of each near-duplicate group, in order."""
+    """Keep only the best match of each group (near-identical photos, photos of one place), in order."""
     if groups is None:
         return matches
     seen: set[int] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
 import signal
@@ -29,7 +30,7 @@ from recommender.index import open_index
 from recommender.index_build import build_index
 from tests.conftest import REPO
 from tests.redis_server import RedisServer
-from tests.worker.fakes import POISON_RGB, ColourExtractor, colour_catalog, photo_bytes
+from tests.worker.fakes import POISON_RGB, ColourExtractor, catalog_colour, colour_catalog, photo_bytes
 from worker.loop import DECODE_NICENESS, Worker
 from worker.settings import WorkerOptions, WorkerSettings
 
@@ -451,3 +452,43 @@ async def test_sigterm_finishes_the_batch_in_hand_then_exits(
             worker.kill()
     assert all(r.failure is None for r in replies)
     assert (await redis.xpending(keys.JOBS_STREAM, keys.WORKERS_GROUP))["pending"] == 0
+
+
+def places_catalog(folder: Path, places: int, photos_each: int) -> Path:
+    """Photos of neighbouring colours, ``photos_each`` per destination: a query near one matches all of them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "catalog.csv").open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "image", "name", "destination"])
+        for n in range(places * photos_each):
+            place = n // photos_each
+            (folder / f"{n}.jpg").write_bytes(photo_bytes(catalog_colour(n), seed=n))
+            writer.writerow([f"photo-{n}", f"{n}.jpg", f"Place {place}, photo {n % photos_each}", f"place-{place}"])
+    return folder
+
+
+async def test_a_destination_with_several_photos_is_shown_once_across_pages(
+    make_worker, client: JobClient, tmp_path: Path
+) -> None:
+    catalog = load_catalog(places_catalog(tmp_path / "catalog", places=8, photos_each=3))
+    build_index(catalog, ColourExtractor(), tmp_path / "index", progress=False)  # type: ignore[arg-type]
+    worker, _ = make_worker(index_dir=tmp_path / "index")
+    place_of = {d.id: d.place_key for d in worker.index.destinations}
+    # Without grouping, a photo's neighbours would be its own destination's other photos.
+    query = photo_bytes(catalog_colour(0), seed=99)
+    rows = worker.index.scores(
+        worker.index.prepare_queries(ColourExtractor().embed(ColourExtractor().preprocess(query)[None]).vectors)
+    )[0]
+    nearest_rows = [worker.index.destinations[i].place_key for i in np.argsort(-rows)[:5]]
+    assert len(set(nearest_rows)) < 5, "the test needs photos of one place among the nearest rows"
+    task = await serve_in_background(worker)
+    shown: list[str] = []
+    reply = await client.request(recommend_job(chat_id=77, k=5), query, timeout=10)
+    while isinstance(reply.outcome, m.Album):
+        shown += [place_of[item.id] for item in reply.outcome.items]
+        more = m.Job.new(m.More(5), chat_id=77, user_id=77, reply_to="test-bot", timeout=10)
+        reply = await client.request(more, timeout=10)
+    await stop(worker, task)
+    assert reply.failure == m.Failure(m.ErrorCode.NOTHING_LEFT)
+    assert sorted(shown) == sorted(set(place_of.values())), "every destination once, none twice"
+    assert shown[0] == "place-0"
