@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ import numpy as np
 from recommender.catalog import Destination
 from recommender.errors import UserError
 from recommender.fingerprint import BackboneFingerprint, ExtractionOptions, FingerprintMismatch
+from recommender.geo import coordinates, destination_countries
 from recommender.refine import NO_REFINE, RefineOptions, Whitening, unit
 from recommender.search import ExactIndex, Match, Placement, collapse_duplicates, merge_groups, top_k
 
@@ -138,6 +140,16 @@ class DestinationIndex:
     def position(self, destination_id: str) -> int | None:
         return self._positions.get(destination_id)
 
+    @cached_property
+    def country_codes(self) -> np.ndarray:
+        """Each row's ISO country code ("" where the catalog's country is not recognised)."""
+        return destination_countries(self.destinations)
+
+    @cached_property
+    def coordinates(self) -> np.ndarray:
+        """(rows, 2) latitude and longitude; NaN where a row has none."""
+        return coordinates(self.destinations)
+
     def group_of(self, position: int) -> int:
         """Rows with the same group are one result: photos of one destination, or the same photo twice."""
         return int(self._groups[position]) if self._groups is not None else position
@@ -213,8 +225,12 @@ class DestinationIndex:
             results.append([Result(self.destinations[m.position], m.score) for m in kept])
         return results
 
-    def rank_positions(self, query: np.ndarray, limit: int, *, exclude: Collection[str] = ()) -> list[Match]:
+    def rank_positions(
+        self, query: np.ndarray, limit: int, *, exclude: Collection[str] = (), allowed: np.ndarray | None = None
+    ) -> list[Match]:
         """The best ``limit`` rows for one query, one per destination: what a result list pages through.
+
+        ``allowed`` (a boolean per row, e.g. a region) filters inside the search.
 
         Several rows in ``query`` are views of one photo (turned sideways, say): each catalog photo then
         counts with its best similarity to any of them.
@@ -222,9 +238,12 @@ class DestinationIndex:
         excluded = {p for i in exclude if (p := self._positions.get(i)) is not None}
         views = self._expanded(np.atleast_2d(query))
         if len(views) == 1:
-            matches = self._search.search(views, self.overfetch(limit), exclude=[excluded])[0]
+            matches = self._search.search(views, self.overfetch(limit), exclude=[excluded], allowed=allowed)[0]
         else:
-            matches = top_k(self._search.scores(views).max(axis=0), self.overfetch(limit), exclude=excluded)
+            best = self._search.scores(views).max(axis=0)
+            if allowed is not None:
+                best[~np.asarray(allowed, dtype=bool)] = -np.inf
+            matches = [m for m in top_k(best, self.overfetch(limit), exclude=excluded) if np.isfinite(m.score)]
         return self.collapse(matches)[:limit]
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
