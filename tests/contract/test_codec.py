@@ -16,8 +16,11 @@ REQUESTS = [
     m.Like("p1", 3, user_name="Alice"),
     m.LikeNumber(12, user_name="Bob"),
     m.Likes(),
-    m.GroupSuggest(4),
+    m.GroupSuggest(4, region="Europe"),
     m.Forget(),
+    m.Recommend(3, near=m.Location(41.9, 12.5), region="within 300 km"),
+    m.Locate("p1", 2),
+    m.CheckRegion("Italy", near=None),
 ]
 OUTCOMES = [
     (m.JobKind.RECOMMEND, m.Album((ITEM,), "pg", 1, 45, hints=("lakeside",))),
@@ -27,6 +30,9 @@ OUTCOMES = [
     (m.JobKind.FORGET, m.Forgotten(4)),
     (m.JobKind.RECOMMEND, m.Failure(m.ErrorCode.BAD_IMAGE, m.ImageRejection("too_small", min_side=16))),
     (m.JobKind.MORE, m.Failure(m.ErrorCode.NOTHING_LEFT)),
+    (m.JobKind.LOCATE, m.Located(ITEM)),
+    (m.JobKind.CHECK_REGION, m.RegionFound("Italy", 12)),
+    (m.JobKind.RECOMMEND, m.Album((ITEM,), "pg", 6, 0, region="Italy", near=True)),
 ]
 
 
@@ -105,6 +111,12 @@ def _reply(**changes: object) -> str:
 def test_malformed_replies_are_refused_with_the_reason(raw: str, complaint: str) -> None:
     with pytest.raises(codec.ProtocolError, match=complaint):
         codec.reply_from_json(raw)
+
+
+def test_a_stored_location_round_trips_and_is_checked() -> None:
+    assert codec.location_from_json(codec.location_json(m.Location(-33.9, 151.2))) == m.Location(-33.9, 151.2)
+    with pytest.raises(codec.ProtocolError, match="location.lat must be a number"):
+        codec.location_from_json('{"lat": "north", "lon": 1}')
 
 
 def test_a_failure_fits_every_kind_and_an_outcome_only_its_own() -> None:
