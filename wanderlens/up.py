@@ -221,6 +221,31 @@ def _start_bot(
 # ------------------------------------------------------------------------------------------ the command
 
 
+def install_stop_handlers() -> Callable[[], bool]:
+    """Ctrl-C and SIGTERM only ask `up` to stop: it then stops its children itself, in order."""
+    received: list[int] = []
+
+    def request_stop(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return lambda: bool(received)
+
+
+def supervise(supervisor: Supervisor, stopping: Callable[[], bool]) -> int:
+    """Keep the children running until Ctrl-C or SIGTERM (0) or a crash loop (1, after saying what looped).
+
+    The caller stops the children (``Supervisor.stop_all``) either way.
+    """
+    try:
+        supervisor.run(stopping)
+    except CrashLoop as error:
+        _say(str(error))
+        return 1
+    return 0
+
+
 def run_up(
     *,
     catalog: Path | None,
@@ -239,16 +264,7 @@ def run_up(
     data_dir.mkdir(parents=True, exist_ok=True)
     index_dir = data_dir / "index"
     supervisor = Supervisor(log_dir=data_dir / "logs", policy=policy or RestartPolicy(), say=_say)
-    stop_signal: list[int] = []
-
-    def request_stop(signum: int, _frame: object) -> None:
-        stop_signal.append(signum)
-
-    def stopping() -> bool:
-        return bool(stop_signal)
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stopping = install_stop_handlers()
     env = dict(os.environ)
     try:
         if "redis_url" in worker_settings.model_fields_set:
@@ -283,11 +299,7 @@ def run_up(
             why = "playground" if playground else "no TELEGRAM_TOKEN"
             _say(f"{why}: try the bot in your browser at http://127.0.0.1:{playground_port}")
         _say("press Ctrl-C to stop everything")
-        supervisor.run(stopping)
-        return 0
-    except CrashLoop as error:
-        _say(str(error))
-        return 1
+        return supervise(supervisor, stopping)
     except _Interrupted:
         return 0
     finally:
