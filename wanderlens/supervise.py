@@ -165,7 +165,11 @@ class Supervisor:
             if child.process is None and child.restart_at is not None and child.restart_at <= now:
                 child.restart_at = None
                 self.restarts += 1
-                self._launch(child)
+                try:
+                    self._launch(child)
+                except OSError as error:  # its program is gone (uninstalled, moved): restarting cannot help
+                    message = f"cannot restart {child.spec.name}: {error}"
+                    raise CrashLoop(message, name=child.spec.name, status=child.last_status or 0) from error
 
     def run(self, stopping: Callable[[], bool], *, sleep: Callable[[float], None] = time.sleep) -> None:
         """Supervise until ``stopping()`` is true; raises CrashLoop."""

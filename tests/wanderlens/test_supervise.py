@@ -166,3 +166,20 @@ def test_every_line_a_child_writes_goes_to_its_log_file(supervisor: Supervisor) 
     supervisor.check()  # notices the exit and waits for the output to be copied
     lines = supervisor.log_path("talker").read_text().splitlines()
     assert lines[-2:] == ["one", "two"]
+
+
+def test_a_child_whose_program_is_gone_is_not_restarted_again_and_again(
+    supervisor: Supervisor, clock: Clock, tmp_path: Path
+) -> None:
+    program = tmp_path / "crasher.py"
+    program.write_text("import sys; sys.exit(3)\n")
+    script = tmp_path / "run"
+    script.write_text(f"#!/bin/sh\nexec {sys.executable} {program}\n")
+    script.chmod(0o755)
+    supervisor.start(spec("crasher", [str(script)]))
+    wait_exit(supervisor, "crasher")
+    supervisor.check()
+    script.unlink()  # uninstalled while `up` runs
+    clock.now += supervisor.policy.max_delay_s
+    with pytest.raises(CrashLoop, match="cannot restart crasher"):
+        supervisor.check()
