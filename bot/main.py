@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import secrets
 
-from redis.asyncio import Redis
 from telegram import BotCommand, Update
 from telegram.ext import (
     AIORateLimiter,
@@ -26,6 +25,7 @@ from bot.album import CatalogPhotos
 from bot.ratelimit import PhotoRateLimit
 from bot.settings import BotSettings
 from contract.client import ClientLimits, JobClient
+from contract.connect import connect
 from recommender.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def build_application(settings: BotSettings) -> Application:
     instance = f"{settings.bot_instance}-{secrets.token_hex(3)}"
 
     async def post_init(application: Application) -> None:
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_url)
         jobs = JobClient(
             redis,
             instance=instance,

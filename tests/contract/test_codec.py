@@ -115,7 +115,7 @@ def test_malformed_replies_are_refused_with_the_reason(raw: str, complaint: str)
 
 def test_a_stored_location_round_trips_and_is_checked() -> None:
     assert codec.location_from_json(codec.location_json(m.Location(-33.9, 151.2))) == m.Location(-33.9, 151.2)
-    with pytest.raises(codec.ProtocolError, match="location.lat must be a number"):
+    with pytest.raises(codec.ProtocolError, match=r"location\.lat must be a number"):
         codec.location_from_json('{"lat": "north", "lon": 1}')
 
 
