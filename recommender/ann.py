@@ -130,7 +130,7 @@ def default_params(size: int, dim: int, kind: AnnKind) -> AnnParams:
         nlist=nlist,
         pq_m=_pq_subquantisers(width),
         pq_bits=pq_bits,
-        nprobe=max(1, min(nlist, round(nlist / 32))),
+        nprobe=max(1, min(nlist, round(nlist / 16))),  # recall@10 0.98-0.99 at 100k with the re-rank (bench.ann)
     )
 
 

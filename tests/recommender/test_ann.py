@@ -7,9 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("faiss")
-
-from recommender.ann import (  # noqa: E402
+from recommender.ann import (
     ANN_FILE,
     ANN_META,
     EXACT_BELOW,
@@ -23,7 +21,7 @@ from recommender.ann import (  # noqa: E402
     open_vector_index,
     save_ann,
 )
-from recommender.search import ExactIndex  # noqa: E402
+from recommender.search import ExactIndex
 
 ROWS, DIM, CLUSTERS, K = 20_000, 64, 200, 10
 
