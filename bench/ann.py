@@ -11,12 +11,13 @@ catalog's whitened space, spread over a base of N rows filled with synthetic dis
 the queries are 500 held-out real photos. Everything heavy is cached in ``--cache`` (base matrices as float16
 files, exact neighbours, built indexes), so a rerun only measures.
 
-For each size and kind (FAISS and BLAS on one thread each, as in the worker; exact search on every core): the build time (training on a sample + adding every row; from the cache on a rerun, the
-time of the first build), recall@10 against the exact top-10 over all 500 queries, ms per query at batch 1 (the
-median over ``--timed`` queries, each timed on its own) and at batch 32, for the approximate index and for
-`ExactIndex(placement="host")` on a float32 copy of the same base, measured the same way. Bytes per vector: in RAM
-(the FAISS index file, which is what it occupies once loaded) and mapped from disk (the float16 matrix the
-re-rank reads; its rows are in the page cache in these runs, as the exact ground truth has just read them).
+For each size and kind: the build time (training on a sample + adding every row; on a rerun from the cache,
+the first build's), recall@10 against the exact top-10 over all 500 queries, ms per query at batch 1 (the median
+over ``--timed`` queries, each timed on its own) and at batch 32, for the approximate index (FAISS and BLAS on one
+thread each, as in the worker) and for `ExactIndex(placement="host")` on a float32 copy of the same base (BLAS on
+every core, its fastest), measured the same way. Bytes per vector: in RAM (the FAISS index file, which is what it
+occupies once loaded) and mapped from disk (the float16 matrix the re-rank reads; its rows are in the page cache in
+these runs, as the exact ground truth has just read them).
 
 The last line is ``size=… recall@10=… speedup=…`` (batch 1, exact ms / approximate ms) for the largest size run,
 for the first kind given.
