@@ -107,6 +107,12 @@ def choose_kind(
     return "exact" if size < exact_below else "ivfpq"
 
 
+def wanted_ann(size: int, kind: IndexKind = "auto") -> AnnKind | None:
+    """The approximate index a version of ``size`` vectors should carry, or None when it is searched exactly."""
+    chosen = choose_kind(size, kind)
+    return None if chosen == "exact" else chosen
+
+
 def default_params(size: int, dim: int, kind: AnnKind) -> AnnParams:
     """Parameters by catalog size: nlist ~ 4 sqrt(N), enough training points per cluster, PCA above 256-d."""
     if kind not in get_args(AnnKind):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recommender.ann import IndexKind, build_ann, save_ann, saved_kind, wanted_ann
 from recommender.catalog import Catalog, CatalogProblem, Destination
 from recommender.fingerprint import BackboneFingerprint, ExtractionOptions, FingerprintMismatch
 from recommender.images import content_hash
@@ -324,11 +325,13 @@ def build_index(
     decode_workers: int = 2,
     progress: bool = True,
     refine: RefineOptions = DEFAULT_REFINE,
+    ann: IndexKind = "auto",
 ) -> BuildReport:
     """Fingerprint every destination's photo (reusing vectors of unchanged photos) and publish a new version.
 
     When nothing changed (same destinations, same photos) the current version stays as it is: publishing an
-    identical one would only make every worker reload.
+    identical one would only make every worker reload. ``ann``: the approximate index the version carries
+    (`recommender.ann.choose_kind`: "auto" builds one from 200,000 photos up).
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -374,6 +377,7 @@ def build_index(
         and tuple(kept) == previous.destinations
         and tuple(hashes[d.id] for d in kept) == previous.content_hashes
         and previous.refine == refine
+        and saved_kind(previous.path) == wanted_ann(len(kept), ann)
     ):
         current = read_manifest(out_dir)
         assert current is not None
@@ -401,7 +405,7 @@ def build_index(
         refine=refine,
         extraction=extractor.options,
     )
-    path = _publish(out_dir, manifest, kept, [hashes[d.id] for d in kept], matrix)
+    path = _publish(out_dir, manifest, kept, [hashes[d.id] for d in kept], matrix, ann=ann, progress=progress)
     return BuildReport(manifest, path, tuple(problems))
 
 
@@ -411,6 +415,9 @@ def _publish(
     destinations: list[Destination],
     hashes: list[str],
     matrix: np.ndarray,
+    *,
+    ann: IndexKind = "auto",
+    progress: bool = True,
 ) -> Path:
     versions = out_dir / VERSIONS_DIR
     versions.mkdir(parents=True, exist_ok=True)
@@ -421,6 +428,9 @@ def _publish(
         )
         np.save(staging / "raw.npy", matrix)
         np.save(staging / "vectors.npy", searched)
+        if (kind := wanted_ann(len(searched), ann)) is not None:
+            # In the version folder, so that a worker never pairs one version's vectors with another's index.
+            save_ann(build_ann(searched, kind, progress=progress), staging)
         if whitening is not None:
             whitening.save(staging / "whitening.npz")
         # Near-duplicates are judged on the raw fingerprints: whitening exaggerates small differences.

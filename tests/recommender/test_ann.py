@@ -174,3 +174,31 @@ def test_allowed_positions_checks_its_input() -> None:
         allowed_positions(np.ones(4, dtype=bool), 5)
     with pytest.raises(ValueError, match="lie in"):
         allowed_positions(np.array([5]), 5)
+
+
+# --- in build_index -------------------------------------------------------------------------------------------
+
+
+def test_build_index_saves_the_chosen_index_in_the_version_folder(tmp_path: Path) -> None:
+    from recommender.catalog import load_catalog
+    from recommender.index import build_index, open_index
+    from tests.worker.fakes import ColourExtractor, colour_catalog
+
+    catalog = load_catalog(colour_catalog(tmp_path / "catalog", 12))
+    out = tmp_path / "index"
+    exact = build_index(catalog, ColourExtractor(), out, progress=False)
+    assert not (exact.path / ANN_META).exists()  # 12 photos: "auto" searches exactly
+
+    forced = build_index(catalog, ColourExtractor(), out, progress=False, ann="hnsw")
+    assert forced.path != exact.path  # same photos, but the version now needs an approximate index
+    assert (forced.path / ANN_FILE).exists()
+    index = open_index(out, placement="host")
+    searched = open_vector_index(forced.path, index.vectors, "auto")
+    assert isinstance(searched, AnnIndex) and searched.params.kind == "hnsw"
+    queries = np.asarray(index.vectors[:4])
+    truth = ExactIndex(np.asarray(index.vectors), placement="host").search(queries, 5)
+    found = searched.search(queries, 5)
+    assert [[m.position for m in row] for row in found] == [[m.position for m in row] for row in truth]
+
+    again = build_index(catalog, ColourExtractor(), out, progress=False, ann="hnsw")
+    assert again.path == forced.path  # nothing changed: no new version
