@@ -119,7 +119,8 @@ def default_params(size: int, dim: int, kind: AnnKind) -> AnnParams:
         raise ValueError(f"kind must be one of {get_args(AnnKind)}. Received: kind={kind!r}")
     if size < 1:
         raise ValueError(f"an approximate index needs vectors. Received: size={size}")
-    reduce_dim = REDUCED_DIM if dim > REDUCE_ABOVE else 0
+    # The PCA needs more vectors than it keeps dimensions; a tiny catalog (forced approximate) keeps them all.
+    reduce_dim = REDUCED_DIM if dim > REDUCE_ABOVE and size >= 4 * REDUCED_DIM else 0
     width = reduce_dim or dim
     target_nlist = round(4 * math.sqrt(size))
     train_size = min(size, max(TRAIN_MIN, min(TRAIN_MAX, POINTS_PER_CENTROID * target_nlist)))

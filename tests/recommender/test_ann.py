@@ -149,6 +149,7 @@ def test_auto_choice_is_exact_below_the_threshold() -> None:
 def test_default_params_follow_the_catalog_size() -> None:
     small, large = default_params(20_000, 64, "ivfpq"), default_params(1_000_000, 2688, "ivfpq")
     assert small.reduce_dim == 0 and large.reduce_dim == 256
+    assert default_params(150, 2688, "ivfpq").reduce_dim == 0  # a PCA cannot keep 256 dimensions of 150 vectors
     assert large.nlist == 4000 and 100_000 <= large.train_size <= 256_000
     assert large.train_size >= 39 * large.nlist and small.train_size >= 39 * small.nlist
     assert (large.reduce_dim % large.pq_m, small.dim % small.pq_m) == (0, 0)
