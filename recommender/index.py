@@ -23,12 +23,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recommender.ann import IndexKind, open_vector_index
 from recommender.catalog import Destination
 from recommender.errors import UserError
 from recommender.fingerprint import BackboneFingerprint, ExtractionOptions, FingerprintMismatch
 from recommender.geo import coordinates, destination_countries
 from recommender.refine import NO_REFINE, RefineOptions, Whitening, unit
-from recommender.search import ExactIndex, Match, Placement, collapse_duplicates, merge_groups, top_k
+from recommender.search import (
+    ExactIndex,
+    Match,
+    Placement,
+    VectorIndex,
+    collapse_duplicates,
+    has_accelerator,
+    merge_groups,
+    top_k,
+)
 
 if TYPE_CHECKING:
     pass
@@ -111,7 +121,9 @@ class DestinationIndex:
     raw_vectors: np.ndarray | None = None
     whitening: Whitening | None = None
     refine: RefineOptions = NO_REFINE
-    _search: ExactIndex = field(init=False, repr=False)
+    searcher: VectorIndex | None = field(default=None, repr=False)  # None: exact search over ``vectors``
+    _search: VectorIndex = field(init=False, repr=False)
+    _exact: ExactIndex = field(init=False, repr=False)
     _positions: dict[str, int] = field(init=False, repr=False)
     _groups: np.ndarray | None = field(init=False, repr=False)  # rows shown as one result (see ``group_of``)
     _largest_group: int = field(init=False, repr=False)
@@ -122,7 +134,9 @@ class DestinationIndex:
                 f"one vector per destination expected. Received: {len(self.destinations)} destinations, "
                 f"{len(self.vectors)} vectors"
             )
-        self._search = ExactIndex(self.vectors, placement=self.placement)
+        self._exact = ExactIndex(self.vectors, placement=self.placement)
+        # Scores of every row (several views of one photo, evaluation) always come from the exact index.
+        self._search = self.searcher or self._exact
         self._positions = {d.id: i for i, d in enumerate(self.destinations)}
         first_of_place: dict[str, int] = {}
         places = np.array([first_of_place.setdefault(d.place_key, i) for i, d in enumerate(self.destinations)])
@@ -135,7 +149,7 @@ class DestinationIndex:
 
     @property
     def on_accelerator(self) -> bool:
-        return self._search.on_accelerator
+        return self.searcher is None and self._exact.on_accelerator
 
     def position(self, destination_id: str) -> int | None:
         return self._positions.get(destination_id)
@@ -240,14 +254,14 @@ class DestinationIndex:
         if len(views) == 1:
             matches = self._search.search(views, self.overfetch(limit), exclude=[excluded], allowed=allowed)[0]
         else:
-            best = self._search.scores(views).max(axis=0)
+            best = self._exact.scores(views).max(axis=0)
             if allowed is not None:
                 best[~np.asarray(allowed, dtype=bool)] = -np.inf
             matches = [m for m in top_k(best, self.overfetch(limit), exclude=excluded) if np.isfinite(m.score)]
         return self.collapse(matches)[:limit]
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
-        return self._search.scores(np.atleast_2d(queries))
+        return self._exact.scores(np.atleast_2d(queries))
 
 
 # ---------------------------------------------------------------------------------------------------- open
@@ -265,8 +279,13 @@ def open_index(
     *,
     expected: BackboneFingerprint | None = None,
     placement: Placement = "auto",
+    search: IndexKind = "auto",
 ) -> DestinationIndex:
-    """Open the current version, memory-mapped; refuse it if it was built by another backbone than ``expected``."""
+    """Open the current version, memory-mapped; refuse it if it was built by another backbone than ``expected``.
+
+    ``search`` picks exact or approximate search (``recommender.ann.open_vector_index``); "auto" uses the
+    version's approximate index when it has one, except on an accelerator, where exact search is fast enough.
+    """
     index_dir = Path(index_dir)
     version = current_version(index_dir)
     if version is None:
@@ -304,6 +323,8 @@ def open_index(
             f"index version {version} is incomplete; rebuild it. Received: {len(rows)} destinations, "
             f"vectors {vectors.shape}, manifest count {manifest.count}"
         )
+    on_device = search == "auto" and placement != "host" and has_accelerator()
+    searcher = None if on_device else open_vector_index(folder, vectors, search, placement=placement)
     return DestinationIndex(
         fingerprint=manifest.fingerprint,
         destinations=destinations,
@@ -316,6 +337,7 @@ def open_index(
         raw_vectors=raw,
         whitening=whitening,
         refine=manifest.refine,
+        searcher=None if isinstance(searcher, ExactIndex) else searcher,
     )
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recommender.ann import IndexKind, build_ann, save_ann, saved_kind, wanted_ann
 from recommender.catalog import Catalog, CatalogProblem, Destination
 from recommender.download import sha256_file
 from recommender.fingerprint import BackboneFingerprint, FingerprintMismatch
@@ -65,7 +66,7 @@ def near_duplicate_ids(destinations: Sequence[Destination], groups: np.ndarray |
 def _previous_index(out_dir: Path, fingerprint: BackboneFingerprint) -> DestinationIndex | None:
     """The current version, when it was built by the same backbone (its vectors can then be reused)."""
     try:
-        return open_index(out_dir, expected=fingerprint, placement="host")
+        return open_index(out_dir, expected=fingerprint, placement="host", search="exact")
     except (IndexUnavailable, FingerprintMismatch, OSError) as error:
         if current_version(out_dir) is not None:
             logger.info("not reusing the existing index: %s", error)
@@ -81,11 +82,13 @@ def build_index(
     decode_workers: int = 2,
     progress: bool = True,
     refine: RefineOptions = DEFAULT_REFINE,
+    ann: IndexKind = "auto",
 ) -> BuildReport:
     """Fingerprint every destination's photo (reusing vectors of unchanged photos) and publish a new version.
 
     When nothing changed (same destinations, same photos) the current version stays as it is: publishing an
-    identical one would only make every worker reload.
+    identical one would only make every worker reload. ``ann``: the approximate index the version carries
+    (`recommender.ann.choose_kind`: "auto" builds one from 200,000 photos up).
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -131,6 +134,7 @@ def build_index(
         and tuple(kept) == previous.destinations
         and tuple(hashes[d.id] for d in kept) == previous.content_hashes
         and previous.refine == refine
+        and saved_kind(previous.path) == wanted_ann(len(kept), ann)
     ):
         current = read_manifest(out_dir)
         assert current is not None
@@ -162,7 +166,9 @@ def build_index(
     )
     # Judged on the raw fingerprints: whitening exaggerates small differences.
     duplicates = near_duplicate_groups(matrix)
-    path = _publish(out_dir, manifest, kept, [hashes[d.id] for d in kept], matrix, duplicates)
+    path = _publish(
+        out_dir, manifest, kept, [hashes[d.id] for d in kept], matrix, duplicates, ann=ann, progress=progress
+    )
     return BuildReport(manifest, path, tuple(problems), near_duplicate_ids(kept, duplicates))
 
 
@@ -173,6 +179,9 @@ def _publish(
     hashes: list[str],
     matrix: np.ndarray,
     duplicates: np.ndarray,
+    *,
+    ann: IndexKind = "auto",
+    progress: bool = True,
 ) -> Path:
     versions = out_dir / VERSIONS_DIR
     versions.mkdir(parents=True, exist_ok=True)
@@ -183,6 +192,9 @@ def _publish(
         )
         np.save(staging / "raw.npy", matrix)
         np.save(staging / "vectors.npy", searched)
+        if (kind := wanted_ann(len(searched), ann)) is not None:
+            # In the version folder, so that a worker never pairs one version's vectors with another's index.
+            save_ann(build_ann(searched, kind, progress=progress), staging)
         if whitening is not None:
             whitening.save(staging / "whitening.npz")
         np.save(staging / "duplicates.npy", duplicates)

@@ -53,7 +53,7 @@ _FILTERED_OUT = -4.0
 _TIE_SLACK = 8
 
 
-def _has_accelerator() -> bool:
+def has_accelerator() -> bool:
     import keras
 
     backend = keras.backend.backend()
@@ -78,7 +78,7 @@ def _device_matrix(matrix: np.ndarray, placement: Placement) -> object | None:
     "auto" keeps it on an accelerator when there is one (numpy's BLAS is as fast on a CPU); "keras" keeps it in
     a Keras tensor whatever the device, which runs the accelerator's code path on a CPU (tests, benchmarks).
     """
-    if placement == "host" or not len(matrix) or (placement == "auto" and not _has_accelerator()):
+    if placement == "host" or not len(matrix) or (placement == "auto" and not has_accelerator()):
         return None
     import keras
 

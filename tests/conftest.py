@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from redis.asyncio import Redis
 
+from recommender.ann import IndexKind
 from tests.redis_server import RedisServer, start_redis
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,5 +122,13 @@ def travel_index(travel_catalog: Path, default_extractor, tmp_path_factory: pyte
     from recommender.index_build import build_index
 
     out = tmp_path_factory.mktemp("travel-index") / "index"
-    build_index(load_catalog(travel_catalog), default_extractor, out, progress=False)
+    build_index(load_catalog(travel_catalog), default_extractor, out, progress=False, ann=search_kind())
     return out
+
+
+def search_kind() -> IndexKind:
+    """WANDERLENS_TEST_SEARCH=ivfpq (or hnsw) runs the end-to-end tests on an approximate index, built and forced."""
+    kind = os.environ.get("WANDERLENS_TEST_SEARCH", "auto")
+    if kind not in get_args(IndexKind):
+        raise pytest.UsageError(f"WANDERLENS_TEST_SEARCH must be one of {get_args(IndexKind)}. Received: {kind}")
+    return kind  # type: ignore[return-value]

@@ -19,6 +19,7 @@ from playground.cast import Cast, add_demo_cast
 from playground.models import BotMessage
 from recommender.extractor import Extractor
 from recommender.index import open_index
+from tests.conftest import search_kind
 from tests.redis_server import RedisServer
 from worker.loop import Worker
 from worker.settings import WorkerSettings
@@ -78,7 +79,7 @@ async def running_system(
             worker = Worker(
                 redis=redis,
                 extractor=extractor,
-                index=open_index(index_dir, expected=extractor.fingerprint),
+                index=open_index(index_dir, expected=extractor.fingerprint, search=search_kind()),
                 options=WorkerSettings(redis_url=redis_server.url, metrics_port=0, heartbeat_s=1).options(),
             )
             task = asyncio.create_task(worker.run())

@@ -31,7 +31,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     extractor = Extractor(_load(args))
     report = build_index(
-        catalog, extractor, args.out, batch_size=args.batch_size, progress=not args.no_progress, refine=_refine(args)
+        catalog,
+        extractor,
+        args.out,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        refine=_refine(args),
+        ann=args.ann,
     )
     for problem in report.problems[len(catalog.problems) :]:
         print(f"warning: {problem}", file=sys.stderr)
@@ -254,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="fingerprint a catalog folder into an index")
     index.add_argument("catalog", type=Path, help="folder of photos, optionally with catalog.csv")
     index.add_argument("--out", type=Path, required=True, help="index folder (created or updated)")
+    index.add_argument(
+        "--ann",
+        choices=("auto", "exact", "ivfpq", "hnsw"),
+        default="auto",
+        help="approximate index for fast search (auto: IVF-PQ from 200,000 photos up)",
+    )
     index.add_argument(
         "--metadata", type=Path, help="the CSV describing the photos (default: catalog.csv or manifest.csv in it)"
     )

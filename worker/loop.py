@@ -524,7 +524,9 @@ class Worker:
         if version and version not in (self.index.version, self._failed_version):
             logger.info("new index version %s published; loading it", version)
             self._loading = asyncio.create_task(
-                asyncio.to_thread(open_index, self.index_dir, expected=self.extractor.fingerprint),
+                asyncio.to_thread(
+                    open_index, self.index_dir, expected=self.extractor.fingerprint, search=self.options.search
+                ),
                 name=f"Worker:{self.consumer}:index-load",
             )
 

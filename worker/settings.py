@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field
 
 from contract.settings import RedisSettings
+from recommender.ann import IndexKind
 from recommender.download import default_cache_dir
 from recommender.fingerprint import DEFAULT_BACKBONE
 
@@ -31,6 +32,7 @@ class WorkerOptions:
     query_cache_ttl_s: int = 7 * 24 * 3600
     heartbeat_s: float = 5.0
     reload_poll_s: float = 5.0
+    search: IndexKind = "auto"
 
 
 _DEFAULTS = WorkerOptions()
@@ -72,6 +74,11 @@ class WorkerSettings(RedisSettings):
     consumer: str = Field(
         default_factory=lambda: socket.gethostname(), description="This worker's name in the consumer group."
     )
+    search: IndexKind = Field(
+        _DEFAULTS.search,
+        description="'auto' (the index's approximate search when it has one, exact on a GPU), 'exact', 'ivfpq' "
+        "or 'hnsw'.",
+    )
 
     def options(self) -> WorkerOptions:
         """The loop's options; the consumer name gets the process id, so that two workers on a host differ."""
@@ -86,4 +93,5 @@ class WorkerSettings(RedisSettings):
             query_cache_ttl_s=self.query_cache_ttl_s,
             heartbeat_s=self.heartbeat_s,
             reload_poll_s=self.reload_poll_s,
+            search=self.search,
         )
