@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot import messages as text
+from bot import texts
+from bot.i18n import Lang, Translator
 from contract import keys
 from playground.models import BotMessage
 from tests.system import running_system
@@ -36,6 +37,17 @@ def jpeg(path: Path, *, size: int | None = None) -> bytes:
         out = io.BytesIO()
         picture.save(out, format="JPEG", quality=90)
         return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def translator() -> Translator:
+    return Translator.load()
+
+
+@pytest.fixture(scope="module")
+def en(translator: Translator) -> Lang:
+    """The demo cast's language: the expected replies are rendered through it, as the bot renders them."""
+    return translator.default
 
 
 @pytest.fixture
@@ -118,11 +130,11 @@ async def test_more_three_times_never_repeats_a_place(make_system, query_photos)
         assert len(seen) == 20 == len(set(seen))
 
 
-async def test_more_says_so_when_nothing_is_left(make_system, query_photos) -> None:
+async def test_more_says_so_when_nothing_is_left(make_system, query_photos, en: Lang) -> None:
     async with make_system() as system:
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         (reply,) = await system.say(chat, alice, "/more", replies=1)
-        assert reply.text == text.NO_RESULTS_YET
+        assert reply.text == en.gettext(texts.NO_RESULTS_YET)
 
 
 async def test_group_suggestions_say_whom_each_place_fits(make_system, query_photos) -> None:
@@ -155,7 +167,7 @@ async def test_group_ignores_photos_not_meant_for_the_bot(make_system, query_pho
         assert len(system.stand_in.bot_messages(group)) == 2
 
 
-async def test_bad_inputs_get_a_friendly_reason(make_system, tmp_path) -> None:
+async def test_bad_inputs_get_a_friendly_reason(make_system, tmp_path, en: Lang) -> None:
     from tests.recommender.badimages import write_corpus
 
     async with make_system() as system:
@@ -165,17 +177,17 @@ async def test_bad_inputs_get_a_friendly_reason(make_system, tmp_path) -> None:
             chat, alice, b"%PDF-1.4 not a photo", file_name="plan.pdf", mime_type="application/pdf"
         )
         (reply,) = await system.stand_in.wait_for_bot_messages(chat, 1)
-        assert reply.text == text.NOT_AN_IMAGE
+        assert reply.text == en.gettext(texts.NOT_AN_IMAGE)
         system.stand_in.mark(chat)
         system.stand_in.send_sticker(chat, alice)
         (reply,) = await system.stand_in.wait_for_bot_messages(chat, 1)
-        assert reply.text == text.STICKER
+        assert reply.text == en.gettext(texts.STICKER)
         system.stand_in.mark(chat)
         system.stand_in.send_document(
             chat, alice, b"\xff\xd8" + bytes(21 * 1024 * 1024), file_name="huge.jpg", mime_type="image/jpeg"
         )
         (reply,) = await system.stand_in.wait_for_bot_messages(chat, 1)
-        assert reply.text == text.TOO_BIG
+        assert reply.text == texts.too_big(en)
         corpus = {case.name: case for case in write_corpus(tmp_path)}
         for name in ("truncated_jpeg", "text_named_jpg", "strip_1x20000", "empty"):
             case = corpus[name]
@@ -197,28 +209,28 @@ async def test_bad_inputs_get_a_friendly_reason(make_system, tmp_path) -> None:
             assert album.kind == "media_group", name
 
 
-async def test_a_stopped_worker_gets_an_apology(make_system, query_photos) -> None:
+async def test_a_stopped_worker_gets_an_apology(make_system, query_photos, en: Lang) -> None:
     async with make_system(with_worker=False, reply_timeout_s=2) as system:
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         (reply,) = await system.photo(chat, alice, query_photos[0], replies=1, timeout=15)
-        assert reply.text == text.TIMED_OUT
+        assert reply.text == en.gettext(texts.TIMED_OUT)
 
 
-async def test_a_full_queue_says_busy(make_system, query_photos) -> None:
+async def test_a_full_queue_says_busy(make_system, query_photos, en: Lang) -> None:
     async with make_system(with_worker=False, max_queue=1) as system:
         await system.redis.xadd(keys.JOBS_STREAM, {"v": "1"})
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         (reply,) = await system.photo(chat, alice, query_photos[0], replies=1)
-        assert reply.text == text.BUSY
+        assert reply.text == en.gettext(texts.BUSY)
 
 
-async def test_too_many_photos_a_minute_are_refused_kindly(make_system, query_photos) -> None:
+async def test_too_many_photos_a_minute_are_refused_kindly(make_system, query_photos, en: Lang) -> None:
     async with make_system(photos_per_minute=2) as system:
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         await system.photo(chat, alice, query_photos[0])
         await system.photo(chat, alice, query_photos[1])
         (reply,) = await system.photo(chat, alice, query_photos[2], replies=1)
-        assert reply.text == text.RATE_LIMITED
+        assert reply.text == en.gettext(texts.RATE_LIMITED)
 
 
 async def test_a_429_from_telegram_is_retried(make_system, query_photos) -> None:
@@ -230,7 +242,7 @@ async def test_a_429_from_telegram_is_retried(make_system, query_photos) -> None
         assert system.stand_in.counters().calls("sendMediaGroup") == 2
 
 
-async def test_forget_deletes_likes_after_confirmation(make_system, query_photos) -> None:
+async def test_forget_deletes_likes_after_confirmation(make_system, query_photos, en: Lang) -> None:
     async with make_system() as system:
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         _, buttons = await system.photo(chat, alice, query_photos[4])
@@ -245,11 +257,11 @@ async def test_forget_deletes_likes_after_confirmation(make_system, query_photos
             await asyncio.sleep(0.05)
         assert "1 like" in (system.stand_in.bot_messages(chat)[-1].text or "")
         (likes,) = await system.say(chat, alice, "/likes", replies=1)
-        assert likes.text == text.NO_LIKES
+        assert likes.text == en.gettext(texts.NO_LIKES)
         assert not await system.redis.exists(keys.likes(chat.id, alice.id))
 
 
-async def test_start_help_and_plain_text(make_system) -> None:
+async def test_start_help_and_plain_text(make_system, en: Lang) -> None:
     async with make_system(with_worker=False) as system:
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         (start,) = await system.say(chat, alice, "/start", replies=1)
@@ -257,7 +269,7 @@ async def test_start_help_and_plain_text(make_system) -> None:
         (helped,) = await system.say(chat, alice, "/help", replies=1)
         assert "/more" in (helped.text or "")
         (nudge,) = await system.say(chat, alice, "hello?", replies=1)
-        assert nudge.text == text.ASK_FOR_PHOTO
+        assert nudge.text == en.gettext(texts.ASK_FOR_PHOTO)
         assert {c["command"] for c in system.stand_in.my_commands()} >= {"start", "more", "like", "suggest"}
 
 
