@@ -20,13 +20,39 @@ from tests.system import running_system
 CAPTION = re.compile(r"^(?P<rank>\d+)\. (?P<name>.+?)(?: — (?P<place>.+?))? · (?P<match>\d+)% match")
 
 
-def names(album: BotMessage) -> list[str]:
+def names(album: BotMessage, lang: Lang | None = None) -> list[str]:
+    """The destinations' names, read from captions in English or (given `lang`) in that language's wording."""
+    patterns = caption_patterns(lang) if lang is not None else [CAPTION]
     found = []
     for caption in album.captions:
-        match = CAPTION.match(caption or "")
-        assert match, f"caption does not read like '1. Name — City, Country · 87% match': {caption!r}"
+        first_line = (caption or "").split("\n")[0]
+        match = next((hit for p in patterns if (hit := p.match(first_line))), None)
+        assert match, f"caption does not read like '1. Name — City, Country · 87% match' in {lang}: {caption!r}"
         found.append(match["name"])
     return found
+
+
+def caption_patterns(lang: Lang) -> list[re.Pattern[str]]:
+    """The caption as `lang` words it (its catalog's templates, its locale's percent), so no test hard-codes German."""
+    percent = re.escape(lang.percent(0.42)).replace("42", r"(?P<match>\d+)")
+    fields = {"rank": r"(?P<rank>\d+)", "name": "(?P<name>.+?)", "place": "(?P<place>.+?)", "percent": percent}
+    patterns = []
+    for message in (texts.CAPTION_WITH_PLACE, texts.CAPTION):
+        template = re.escape(lang.translations.gettext(message))
+        for name, group in fields.items():
+            template = template.replace(re.escape(f"{{{name}}}"), group)
+        patterns.append(re.compile(f"^{template}$"))
+    return patterns
+
+
+async def edited(system, chat, message_id: int) -> BotMessage:
+    """The bot message once the bot has edited it (a button's answer that replaces the question)."""
+    for _ in range(200):
+        message = next(m for m in system.stand_in.bot_messages(chat) if m.message_id == message_id)
+        if message.edit_date is not None:
+            return message
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"message {message_id} was not edited")
 
 
 def jpeg(path: Path, *, size: int | None = None) -> bytes:
@@ -303,3 +329,44 @@ async def test_a_photo_seen_before_is_not_downloaded_again_and_survives_an_expir
         album, _ = await system.photo(chat, bob, query_photos[6])
         assert album.kind == "media_group" and len(album.items) == 5
         assert system.stand_in.counters().calls("getFile") == downloads + 1
+
+
+async def test_the_bot_speaks_the_users_language_and_remembers_a_choice_until_forget(
+    make_system, query_photos, translator: Translator, en: Lang
+) -> None:
+    de, fr = translator.for_language("de"), translator.for_language("fr")
+    async with make_system() as system:
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        system.stand_in.set_language(alice, "de")
+        # German from Telegram's setting: captions with the locale's percent, the buttons and the text under them.
+        album, buttons = await system.photo(chat, alice, query_photos[0])
+        assert len(names(album, de)) == 5
+        assert buttons.buttons[-1] == (de.gettext(texts.MORE_BUTTON), "more")
+        assert de.gettext(texts.TAP_TO_LIKE) in (buttons.text or "")
+        # /language fr: the choice beats the app's language, for the next album too.
+        (done,) = await system.say(chat, alice, "/language fr", replies=1)
+        assert done.text == fr.gettext(texts.LANGUAGE_SET, language=fr.name)
+        assert await system.redis.get(keys.user_language(alice.id)) == b"fr"
+        album, buttons = await system.photo(chat, alice, query_photos[1])
+        assert buttons.buttons[-1] == (fr.gettext(texts.MORE_BUTTON), "more")
+        assert len(names(album, fr)) == 5
+        # An unknown code changes nothing and says so in the current language.
+        (unknown,) = await system.say(chat, alice, "/language xx", replies=1)
+        assert unknown.text == texts.language_unknown(fr, "xx", translator)
+        # /forget deletes the choice with the likes: the bot follows Telegram's setting (German) again.
+        (question,) = await system.say(chat, alice, "/forget", replies=1)
+        system.stand_in.mark(chat)
+        system.stand_in.press_button(chat, alice, question.message_id, "forget:yes")
+        assert (await edited(system, chat, question.message_id)).text == texts.forgotten(fr, 0)
+        assert not await system.redis.exists(keys.user_language(alice.id))
+        (helped,) = await system.say(chat, alice, "/help", replies=1)
+        assert helped.text == de.gettext(texts.HELP)
+        # A language the bot doesn't speak falls back to English.
+        system.stand_in.set_language(alice, "xx")
+        (helped,) = await system.say(chat, alice, "/help", replies=1)
+        assert helped.text == en.gettext(texts.HELP)
+        menus = {code: system.stand_in.my_commands(language_code=code) for code in ("", "de", "pt")}
+        assert [c["command"] for c in menus[""]] == list(texts.COMMANDS)
+        describe = texts.COMMAND_DESCRIPTIONS
+        assert menus["de"][-1] == {"command": "language", "description": de.gettext(describe["language"])}
+        assert menus["pt"][0]["description"] == translator.languages["pt_BR"].gettext(describe["start"])
