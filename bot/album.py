@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from telegram import Bot, InputMediaPhoto, Message
 from telegram.error import BadRequest
 
@@ -92,9 +93,13 @@ async def send_album(
         logger.info("sending by file_id failed (%s); uploading the photos again", error)
         await photos.forget(available)
         messages = await _send(bot, chat_id, available, photos, captions, first_rank, reply_to, use_cache=False)
-    for item, message in zip(available, messages, strict=False):
-        if message.photo:
-            await photos.remember(item, message.photo[-1].file_id)
+    try:
+        for item, message in zip(available, messages, strict=False):
+            if message.photo:
+                await photos.remember(item, message.photo[-1].file_id)
+    except RedisError as error:
+        # Only a cache, and the album is already out: an error here would add "something went wrong" to it.
+        logger.warning("could not remember the album's file ids (%s); they are uploaded again next time", error)
     return available
 
 

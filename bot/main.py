@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import secrets
 
-from redis.asyncio import Redis
 from telegram import Bot, Update
 from telegram.ext import (
     AIORateLimiter,
@@ -27,6 +26,7 @@ from bot.i18n import Translator
 from bot.ratelimit import PhotoRateLimit
 from bot.settings import BotSettings
 from contract.client import ClientLimits, JobClient
+from contract.connect import connect
 from recommender.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def build_application(settings: BotSettings) -> Application:
 
     async def post_init(application: Application) -> None:
         translator = Translator.load()  # once per process: every handler shares it through Services
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_url)
         jobs = JobClient(
             redis,
             instance=instance,

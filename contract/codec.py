@@ -26,6 +26,8 @@ _OUTCOME_TAGS: dict[type[m.Outcome], str] = {
     m.Liked: "liked",
     m.LikedPlaces: "liked_places",
     m.Forgotten: "forgotten",
+    m.Located: "located",
+    m.RegionFound: "region_found",
     m.Failure: "failure",
 }
 _OUTCOME_OF_TAG = {tag: cls for cls, tag in _OUTCOME_TAGS.items()}
@@ -111,6 +113,18 @@ def reply_from_json(raw: bytes | str) -> m.Reply:
     if outcome_type is not m.Failure and outcome_type not in m.OUTCOMES[kind]:
         raise ProtocolError(f"a {kind} job cannot have the outcome {outcome_data.get('type')!r}")
     return m.Reply(job_id, kind, _decode(outcome_type, fields, "outcome"))
+
+
+# --------------------------------------------------------------------------------------------- stored values
+
+
+def location_json(location: m.Location) -> str:
+    """A person's shared location as stored in Redis (``keys.user_location``)."""
+    return _dumps(dataclasses.asdict(location))
+
+
+def location_from_json(raw: bytes | str) -> m.Location:
+    return _decode(m.Location, _loads(raw), "location")
 
 
 # --------------------------------------------------------------------------------------------- strict decoding

@@ -71,6 +71,16 @@ def user_chats(user_id: int) -> str:
     return f"{PREFIX}userchats:{user_id}"
 
 
+def user_location(user_id: int) -> str:
+    """Where a person said they are (a shared location), until they turn it off or /forget."""
+    return f"{PREFIX}location:{user_id}"
+
+
+def chat_region(chat_id: int) -> str:
+    """The region a chat narrowed its results to with /where, until /where off."""
+    return f"{PREFIX}region:{chat_id}"
+
+
 # ---- the user's settings (the bot's own: no TTL, deleted by /forget)
 
 

@@ -24,6 +24,8 @@ class JobKind(StrEnum):
     LIKES = "likes"
     GROUP_SUGGEST = "group_suggest"
     FORGET = "forget"
+    LOCATE = "locate"  # a 📍 button: where a result is, for a map
+    CHECK_REGION = "check_region"  # /where: is this a region the catalog has places in?
 
 
 class ErrorCode(StrEnum):
@@ -37,6 +39,18 @@ class ErrorCode(StrEnum):
     UNKNOWN_DESTINATION = "unknown_destination"
     NO_GROUP_TASTE = "no_group_taste"
     PHOTO_GONE = "photo_gone"  # the worker had neither the photo nor its cached fingerprint: send it again
+    NO_COORDINATES = "no_coordinates"  # the catalog does not say where that place is
+    UNKNOWN_REGION = "unknown_region"
+    EMPTY_REGION = "empty_region"  # a region the catalog has no place in
+    NEED_LOCATION = "need_location"  # "within 300 km" of a person who has not shared where they are
+
+
+@dataclass(frozen=True)
+class Location:
+    """A point on Earth, in degrees (the bot checks it is one before sending it)."""
+
+    lat: float
+    lon: float
 
 
 # --------------------------------------------------------------------------------------------- requests
@@ -48,6 +62,8 @@ class Recommend:
 
     k: int = DEFAULT_PAGE
     file_unique_id: str = ""
+    near: Location | None = None  # rank places near here higher
+    region: str = ""  # only places in this region, as the person typed it after /where
 
 
 @dataclass(frozen=True)
@@ -81,9 +97,26 @@ class Likes:
 
 @dataclass(frozen=True)
 class GroupSuggest:
-    """Places for everyone in the chat who liked something."""
+    """Places for everyone in the chat who liked something (near the members who shared where they are)."""
 
     k: int = DEFAULT_PAGE
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class Locate:
+    """A 📍 button: the destination at 1-based ``position`` on page ``page_id``, to show on a map."""
+
+    page_id: str
+    position: int
+
+
+@dataclass(frozen=True)
+class CheckRegion:
+    """/where TEXT: whether it names a region with places in the catalog."""
+
+    text: str
+    near: Location | None = None  # needed for "within 300 km"
 
 
 @dataclass(frozen=True)
@@ -91,7 +124,7 @@ class Forget:
     """Delete everything kept about this user."""
 
 
-Request = Recommend | More | Like | LikeNumber | Likes | GroupSuggest | Forget
+Request = Recommend | More | Like | LikeNumber | Likes | GroupSuggest | Forget | Locate | CheckRegion
 
 KIND_OF: dict[type[Request], JobKind] = {
     Recommend: JobKind.RECOMMEND,
@@ -101,6 +134,8 @@ KIND_OF: dict[type[Request], JobKind] = {
     Likes: JobKind.LIKES,
     GroupSuggest: JobKind.GROUP_SUGGEST,
     Forget: JobKind.FORGET,
+    Locate: JobKind.LOCATE,
+    CheckRegion: JobKind.CHECK_REGION,
 }
 REQUEST_OF: dict[JobKind, type[Request]] = {kind: request for request, kind in KIND_OF.items()}
 
@@ -147,6 +182,9 @@ class Item:
     credit: str = ""  # the photo's author (CC BY and BY-SA require naming them)
     licence: str = ""
     fits: tuple[str, ...] = ()  # group suggestions: the members it suits
+    lat: float | None = None
+    lon: float | None = None
+    distance_km: float | None = None  # from the person (or the group, on average) when they shared a location
 
 
 @dataclass(frozen=True)
@@ -160,6 +198,8 @@ class Album:
     hints: tuple[str, ...] = ()  # what the photo looks like, best first
     group: bool = False  # ranked for the group's members rather than for a photo
     members: tuple[str, ...] = ()  # group suggestions: whom they were ranked for
+    region: str = ""  # the region the places were limited to, as people read it ("Italy", "300 km")
+    near: bool = False  # ranked with distance (the person's, or the group members' locations)
 
 
 @dataclass(frozen=True)
@@ -180,6 +220,17 @@ class Forgotten:
 
 
 @dataclass(frozen=True)
+class Located:
+    item: Item  # with its coordinates
+
+
+@dataclass(frozen=True)
+class RegionFound:
+    label: str  # as people read it: "Italy", "Europe", "300 km"
+    places: int  # destinations in it
+
+
+@dataclass(frozen=True)
 class ImageRejection:
     """Why a photo could not be used, with the limit it broke: the bot words it for the user."""
 
@@ -196,7 +247,7 @@ class Failure:
     image: ImageRejection | None = None  # with BAD_IMAGE
 
 
-Outcome = Album | Liked | LikedPlaces | Forgotten | Failure
+Outcome = Album | Liked | LikedPlaces | Forgotten | Located | RegionFound | Failure
 
 MAX_LISTED_LIKES = 50
 
@@ -209,6 +260,8 @@ OUTCOMES: dict[JobKind, tuple[type[Outcome], ...]] = {
     JobKind.LIKE_NUMBER: (Liked,),
     JobKind.LIKES: (LikedPlaces,),
     JobKind.FORGET: (Forgotten,),
+    JobKind.LOCATE: (Located,),
+    JobKind.CHECK_REGION: (RegionFound,),
 }
 
 

@@ -1,10 +1,14 @@
-"""A catalog of destinations: a folder of photos plus an optional ``catalog.csv`` describing them.
+"""A catalog of destinations: a folder of photos plus an optional CSV describing them.
 
-``catalog.csv`` columns (only ``image`` is required; a header row names them, in any order)::
+The CSV is ``catalog.csv`` or ``manifest.csv`` in the folder, or any file named by the caller. Its columns (only
+``image`` is required; a header row names them, in any order; common spellings such as ``path``, ``title``,
+``latitude`` and ``creator`` are understood, and ``columns`` maps any other)::
 
-    id, image, name, city, country, lat, lon, description, tags, credit, licence
+    id, image, name, city, country, lat, lon, description, tags, credit, licence, destination
 
-``image`` is a path relative to the folder. Without a CSV every photo in the folder is a destination named after
+``image`` is a path relative to the folder. Each row is one photo; rows that share a ``destination`` are photos of
+one place (a beach at noon and at sunset), shown as one result. Columns such as ``name:de`` are kept for the
+languages that have them. Without a CSV every photo in the folder is a destination named after
 its file ("lake_bled.jpg" -> "Lake bled"). Problems are collected with their line numbers and reported together;
 a row with a problem is left out of the catalog, but never silently.
 """
@@ -15,13 +19,14 @@ import csv
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from recommender.errors import UserError
 
 CATALOG_CSV = "catalog.csv"
+METADATA_FILES = (CATALOG_CSV, "manifest.csv")  # looked for in this order when no file is named
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 KNOWN_COLUMNS = (
     "id",
@@ -35,20 +40,31 @@ KNOWN_COLUMNS = (
     "tags",
     "credit",
     "licence",
+    "destination",
 )
 # Accepted spellings of the same column, so that exported spreadsheets work as they are.
 COLUMN_ALIASES = {
     "path": "image",
     "file": "image",
+    "filename": "image",
     "photo": "image",
     "place": "city",
+    "town": "city",
     "latitude": "lat",
     "longitude": "lon",
     "lng": "lon",
+    "long": "lon",
     "creator": "credit",
+    "author": "credit",
+    "artist": "credit",
+    "photographer": "credit",
+    "attribution": "credit",
     "license": "licence",
     "title": "name",
+    "destination_id": "destination",
+    "place_id": "destination",
 }
+_LANGUAGE_COLUMN = re.compile(r"^(name|description):[a-z]{2,3}([_-][a-z0-9]+)?$")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 
@@ -67,6 +83,12 @@ class Destination:
     tags: tuple[str, ...] = ()
     credit: str = ""
     licence: str = ""
+    destination: str = ""  # rows sharing it are photos of one place; empty: this row is a place of its own
+
+    @property
+    def place_key(self) -> str:
+        """What makes two rows the same destination."""
+        return self.destination or self.id
 
     @property
     def place(self) -> str:
@@ -85,6 +107,7 @@ class Destination:
             "tags": list(self.tags),
             "credit": self.credit,
             "licence": self.licence,
+            "destination": self.destination,
         }
 
     @classmethod
@@ -102,17 +125,19 @@ class Destination:
             tags=tuple(str(t) for t in data.get("tags") or ()),  # type: ignore[union-attr]
             credit=str(data.get("credit") or ""),
             licence=str(data.get("licence") or ""),
+            destination=str(data.get("destination") or ""),
         )
 
 
 @dataclass(frozen=True)
 class CatalogProblem:
-    line: int | None  # 1-based line in catalog.csv (the header is line 1); None for a bare folder
+    line: int | None  # 1-based line in the CSV (the header is line 1); None for a bare folder
     item: str  # the row's id or image path
     message: str
+    file: str = CATALOG_CSV
 
     def __str__(self) -> str:
-        where = f"{CATALOG_CSV} line {self.line}" if self.line is not None else "folder"
+        where = f"{self.file} line {self.line}" if self.line is not None else "folder"
         return f"{where}: {self.item}: {self.message}"
 
 
@@ -121,10 +146,11 @@ class Catalog:
     root: Path
     destinations: tuple[Destination, ...]
     problems: tuple[CatalogProblem, ...] = field(default=())
-    lines: dict[str, int] = field(default_factory=dict)  # id -> catalog.csv line, for later problem reports
+    lines: dict[str, int] = field(default_factory=dict)  # id -> CSV line, for later problem reports
+    source: str = CATALOG_CSV  # the CSV's file name, for those reports
 
     def problem(self, destination: Destination, message: str) -> CatalogProblem:
-        return CatalogProblem(self.lines.get(destination.id), destination.id, message)
+        return CatalogProblem(self.lines.get(destination.id), destination.id, message, self.source)
 
     def image_path(self, destination: Destination) -> Path:
         return self.root / destination.image
@@ -157,17 +183,58 @@ def id_from_path(path: str) -> str:
     return "photo-" + hashlib.sha1(path.encode("utf-8")).hexdigest()[:12]
 
 
-def load_catalog(root: str | Path) -> Catalog:
-    """Read a catalog folder. Row problems are returned in ``Catalog.problems``; folder problems raise."""
+def load_catalog(
+    root: str | Path, *, metadata: str | Path | None = None, columns: Mapping[str, str] | None = None
+) -> Catalog:
+    """Read a catalog folder. Row problems are returned in ``Catalog.problems``; folder problems raise.
+
+    ``metadata`` names the CSV (else the first of ``METADATA_FILES`` in the folder, else none: every photo is a
+    destination); ``columns`` maps our column names to the file's (``{"name": "title"}``).
+    """
     root = Path(root)
     if not root.is_dir():
         raise CatalogError(f"catalog folder not found: pass a folder of photos. Received: {root}")
-    csv_path = root / CATALOG_CSV
-    catalog = _from_csv(root, csv_path) if csv_path.exists() else _from_folder(root)
+    csv_path = _metadata_file(root, metadata)
+    renames = _column_renames(columns or {})
+    catalog = _from_csv(root, csv_path, renames) if csv_path is not None else _from_folder(root)
     if not catalog.destinations:
         detail = "; ".join(str(p) for p in catalog.problems[:5]) or "no photos found"
         raise CatalogError(f"the catalog has no usable destinations ({detail}). Received: {root}")
     return catalog
+
+
+def parse_columns(text: str) -> dict[str, str]:
+    """``name=title,city=town`` (as typed after ``--columns``) -> {"name": "title", "city": "town"}."""
+    mapping = {}
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        ours, sep, theirs = pair.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise CatalogError(f"--columns takes OURS=THEIRS pairs separated by commas. Received: {pair!r}")
+        mapping[ours.strip().lower()] = theirs.strip()
+    return mapping
+
+
+def _metadata_file(root: Path, metadata: str | Path | None) -> Path | None:
+    if metadata is not None:
+        path = Path(metadata)
+        path = path if path.is_absolute() or path.exists() else root / path
+        if not path.is_file():
+            raise CatalogError(f"metadata file not found. Received: {metadata}")
+        return path
+    return next((root / name for name in METADATA_FILES if (root / name).is_file()), None)
+
+
+def _column_renames(columns: Mapping[str, str]) -> dict[str, str]:
+    """Their header (lower-cased) -> our column, checked against the columns we know."""
+    renames = {}
+    for ours, theirs in columns.items():
+        if ours not in KNOWN_COLUMNS and not _LANGUAGE_COLUMN.match(ours):
+            raise CatalogError(
+                f"--columns names an unknown column; ours are {', '.join(KNOWN_COLUMNS)} (and name:LANG, "
+                f"description:LANG). Received: {ours}"
+            )
+        renames[theirs.strip().lower()] = ours
+    return renames
 
 
 def _from_folder(root: Path) -> Catalog:
@@ -186,27 +253,28 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def _normalise_header(header: Iterable[str]) -> list[str]:
+def _normalise_header(header: Iterable[str], renames: Mapping[str, str]) -> list[str]:
+    """Our column names for the file's: what the caller mapped, else a known spelling, else as it is."""
     names = []
     for raw in header:
         name = raw.strip().lower().lstrip("\ufeff")
-        names.append(COLUMN_ALIASES.get(name, name))
+        names.append(renames.get(name) or COLUMN_ALIASES.get(name, name))
     return names
 
 
-def _from_csv(root: Path, csv_path: Path) -> Catalog:
+def _from_csv(root: Path, csv_path: Path, renames: Mapping[str, str]) -> Catalog:
     problems: list[CatalogProblem] = []
     rows: list[tuple[int | None, Destination]] = []
     with csv_path.open(newline="", encoding="utf-8-sig") as file:
         reader = csv.reader(file)
         try:
-            header = _normalise_header(next(reader))
+            header = _normalise_header(next(reader), renames)
         except StopIteration as error:
-            raise CatalogError(f"{CATALOG_CSV} is empty. Received: {csv_path}") from error
+            raise CatalogError(f"{csv_path.name} is empty. Received: {csv_path}") from error
         if "image" not in header:
             raise CatalogError(
-                f"{CATALOG_CSV} needs an 'image' column (and optionally {', '.join(KNOWN_COLUMNS)}). "
-                f"Received: columns={header}"
+                f"{csv_path.name} needs an 'image' column (and optionally {', '.join(KNOWN_COLUMNS)}); name yours "
+                f"with --columns image=YOURS. Received: columns={header}"
             )
         for row in reader:
             line = reader.line_num
@@ -214,39 +282,43 @@ def _from_csv(root: Path, csv_path: Path) -> Catalog:
                 continue
             if len(row) != len(header):
                 problems.append(
-                    CatalogProblem(line, row[0] if row else "", f"expected {len(header)} columns, found {len(row)}")
+                    CatalogProblem(
+                        line, row[0] if row else "", f"expected {len(header)} columns, found {len(row)}", csv_path.name
+                    )
                 )
                 continue
             values = {name: cell.strip() for name, cell in zip(header, row, strict=True)}
-            destination, problem = _parse_row(root, line, values)
+            destination, problem = _parse_row(root, line, values, csv_path.name)
             if problem:
                 problems.append(problem)
             else:
                 rows.append((line, destination))  # type: ignore[arg-type]
-    kept, duplicates = _drop_duplicate_ids(rows)
+    kept, duplicates = _drop_duplicate_ids(rows, csv_path.name)
     problems.extend(duplicates)
     first_lines = {d.id: line for line, d in reversed(rows) if line is not None}
-    return Catalog(root, kept, tuple(sorted(problems, key=lambda p: p.line or 0)), first_lines)
+    return Catalog(root, kept, tuple(sorted(problems, key=lambda p: p.line or 0)), first_lines, csv_path.name)
 
 
-def _parse_row(root: Path, line: int, values: dict[str, str]) -> tuple[Destination | None, CatalogProblem | None]:
+def _parse_row(
+    root: Path, line: int, values: dict[str, str], file: str
+) -> tuple[Destination | None, CatalogProblem | None]:
     image = values.get("image", "").replace("\\", "/")
     item = values.get("id") or image
     if not image:
-        return None, CatalogProblem(line, item, "the image column is empty")
+        return None, CatalogProblem(line, item, "the image column is empty", file)
     if not is_inside(image):
-        return None, CatalogProblem(line, item, "the image path leaves the catalog folder")
+        return None, CatalogProblem(line, item, "the image path leaves the catalog folder", file)
     path = root / image
     if not path.is_file():
-        return None, CatalogProblem(line, item, f"image file not found: {image}")
+        return None, CatalogProblem(line, item, f"image file not found: {image}", file)
     destination_id = values.get("id") or id_from_path(image)
     if not _ID_PATTERN.match(destination_id):
-        return None, CatalogProblem(line, item, "id must be 1-128 letters, digits, '_', '.', ':' or '-'")
+        return None, CatalogProblem(line, item, "id must be 1-128 letters, digits, '_', '.', ':' or '-'", file)
     try:
         lat = _coordinate(values.get("lat"), 90.0, "lat")
         lon = _coordinate(values.get("lon"), 180.0, "lon")
     except ValueError as error:
-        return None, CatalogProblem(line, item, str(error))
+        return None, CatalogProblem(line, item, str(error), file)
     tags = tuple(t.strip() for t in re.split(r"[;,|]", values.get("tags", "")) if t.strip())
     return Destination(
         id=destination_id,
@@ -260,6 +332,7 @@ def _parse_row(root: Path, line: int, values: dict[str, str]) -> tuple[Destinati
         tags=tags,
         credit=values.get("credit", ""),
         licence=values.get("licence", ""),
+        destination=values.get("destination", ""),
     ), None
 
 
@@ -276,7 +349,7 @@ def _coordinate(text: str | None, limit: float, column: str) -> float | None:
 
 
 def _drop_duplicate_ids(
-    rows: list[tuple[int | None, Destination]],
+    rows: list[tuple[int | None, Destination]], file: str = CATALOG_CSV
 ) -> tuple[tuple[Destination, ...], list[CatalogProblem]]:
     """Keep the first row of each id; every later row with the same id is a problem."""
     first_line: dict[str, int | None] = {}
@@ -286,7 +359,7 @@ def _drop_duplicate_ids(
         if destination.id in first_line:
             earlier = first_line[destination.id]
             where = f" (first used on line {earlier})" if earlier is not None else ""
-            problems.append(CatalogProblem(line, destination.id, f"duplicate id{where}"))
+            problems.append(CatalogProblem(line, destination.id, f"duplicate id{where}", file))
             continue
         first_line[destination.id] = line
         kept.append(destination)

@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,8 +26,9 @@ import numpy as np
 from recommender.catalog import Destination
 from recommender.errors import UserError
 from recommender.fingerprint import BackboneFingerprint, ExtractionOptions, FingerprintMismatch
+from recommender.geo import coordinates, destination_countries
 from recommender.refine import NO_REFINE, RefineOptions, Whitening, unit
-from recommender.search import ExactIndex, Match, Placement, collapse_duplicates, top_k
+from recommender.search import ExactIndex, Match, Placement, collapse_duplicates, merge_groups, top_k
 
 if TYPE_CHECKING:
     pass
@@ -111,6 +113,8 @@ class DestinationIndex:
     refine: RefineOptions = NO_REFINE
     _search: ExactIndex = field(init=False, repr=False)
     _positions: dict[str, int] = field(init=False, repr=False)
+    _groups: np.ndarray | None = field(init=False, repr=False)  # rows shown as one result (see ``group_of``)
+    _largest_group: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.destinations) != len(self.vectors):
@@ -120,6 +124,11 @@ class DestinationIndex:
             )
         self._search = ExactIndex(self.vectors, placement=self.placement)
         self._positions = {d.id: i for i, d in enumerate(self.destinations)}
+        first_of_place: dict[str, int] = {}
+        places = np.array([first_of_place.setdefault(d.place_key, i) for i, d in enumerate(self.destinations)])
+        # One result per destination: its photos, and near-identical photos of different rows, are one group.
+        self._groups = merge_groups(places if len(places) else None, self.duplicate_groups)
+        self._largest_group = int(np.bincount(self._groups).max()) if self._groups is not None else 1
 
     def __len__(self) -> int:
         return len(self.destinations)
@@ -130,6 +139,34 @@ class DestinationIndex:
 
     def position(self, destination_id: str) -> int | None:
         return self._positions.get(destination_id)
+
+    @cached_property
+    def country_codes(self) -> np.ndarray:
+        """Each row's ISO country code ("" where the catalog's country is not recognised)."""
+        return destination_countries(self.destinations)
+
+    @cached_property
+    def coordinates(self) -> np.ndarray:
+        """(rows, 2) latitude and longitude; NaN where a row has none."""
+        return coordinates(self.destinations)
+
+    def group_of(self, position: int) -> int:
+        """Rows with the same group are one result: photos of one destination, or the same photo twice."""
+        return int(self._groups[position]) if self._groups is not None else position
+
+    def rows_in_groups(self, groups: Collection[int]) -> list[int]:
+        """Every row of these groups."""
+        if self._groups is None:
+            return sorted(groups)
+        return np.flatnonzero(np.isin(self._groups, np.fromiter(groups, np.int64))).tolist()
+
+    def collapse(self, matches: list[Match]) -> list[Match]:
+        """The best row of each group, in order."""
+        return collapse_duplicates(matches, self._groups)
+
+    def overfetch(self, wanted: int) -> int:
+        """How many rows to ask for so that ``wanted`` groups survive collapsing (capped at the catalog)."""
+        return min(len(self), wanted * 2 * self._largest_group)
 
     def get(self, destination_id: str) -> Destination | None:
         position = self._positions.get(destination_id)
@@ -180,18 +217,20 @@ class DestinationIndex:
         excluded_positions = [
             {p for i in ids if (p := self._positions.get(i)) is not None} for ids in (exclude or [()] * len(queries))
         ]
-        groups = self.duplicate_groups if collapse else None
-        # Collapsing can drop matches, so ask for more than needed; duplicates are rare, 2x is plenty.
-        want = (offset + k) * (2 if groups is not None else 1)
-        rows = self._search.search(queries, min(want, len(self)), exclude=excluded_positions)
+        want = self.overfetch(offset + k) if collapse else min(offset + k, len(self))
+        rows = self._search.search(queries, want, exclude=excluded_positions)
         results = []
         for matches in rows:
-            kept: list[Match] = collapse_duplicates(matches, groups)[offset : offset + k]
+            kept: list[Match] = (self.collapse(matches) if collapse else matches)[offset : offset + k]
             results.append([Result(self.destinations[m.position], m.score) for m in kept])
         return results
 
-    def rank_positions(self, query: np.ndarray, limit: int, *, exclude: Collection[str] = ()) -> list[Match]:
-        """The best ``limit`` rows for one query, duplicates collapsed: what a result list pages through.
+    def rank_positions(
+        self, query: np.ndarray, limit: int, *, exclude: Collection[str] = (), allowed: np.ndarray | None = None
+    ) -> list[Match]:
+        """The best ``limit`` rows for one query, one per destination: what a result list pages through.
+
+        ``allowed`` (a boolean per row, e.g. a region) filters inside the search.
 
         Several rows in ``query`` are views of one photo (turned sideways, say): each catalog photo then
         counts with its best similarity to any of them.
@@ -199,10 +238,13 @@ class DestinationIndex:
         excluded = {p for i in exclude if (p := self._positions.get(i)) is not None}
         views = self._expanded(np.atleast_2d(query))
         if len(views) == 1:
-            matches = self._search.search(views, min(len(self), limit * 2), exclude=[excluded])[0]
+            matches = self._search.search(views, self.overfetch(limit), exclude=[excluded], allowed=allowed)[0]
         else:
-            matches = top_k(self._search.scores(views).max(axis=0), min(len(self), limit * 2), exclude=excluded)
-        return collapse_duplicates(matches, self.duplicate_groups)[:limit]
+            best = self._search.scores(views).max(axis=0)
+            if allowed is not None:
+                best[~np.asarray(allowed, dtype=bool)] = -np.inf
+            matches = [m for m in top_k(best, self.overfetch(limit), exclude=excluded) if np.isfinite(m.score)]
+        return self.collapse(matches)[:limit]
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
         return self._search.scores(np.atleast_2d(queries))

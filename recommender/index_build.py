@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,17 @@ class BuildReport:
     manifest: IndexManifest
     path: Path
     problems: tuple[CatalogProblem, ...]
+    near_duplicates: tuple[tuple[str, ...], ...] = ()  # ids of photos that look identical (the same one twice?)
+
+
+def near_duplicate_ids(destinations: Sequence[Destination], groups: np.ndarray | None) -> tuple[tuple[str, ...], ...]:
+    """The groups of more than one near-identical photo, as ids: worth telling whoever curates the catalog."""
+    if groups is None:
+        return ()
+    members: dict[int, list[str]] = {}
+    for destination, group in zip(destinations, groups, strict=True):
+        members.setdefault(int(group), []).append(destination.id)
+    return tuple(tuple(ids) for ids in members.values() if len(ids) > 1)
 
 
 def _previous_index(out_dir: Path, fingerprint: BackboneFingerprint) -> DestinationIndex | None:
@@ -129,7 +141,9 @@ def build_index(
             build_seconds=round(time.perf_counter() - started, 3),
             problems=tuple(str(p) for p in problems),
         )
-        return BuildReport(unchanged, previous.path, tuple(problems))
+        return BuildReport(
+            unchanged, previous.path, tuple(problems), near_duplicate_ids(kept, previous.duplicate_groups)
+        )
     matrix = np.stack([vectors[d.id] for d in kept]).astype(np.float32)
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     manifest = IndexManifest(
@@ -146,8 +160,10 @@ def build_index(
         refine=refine,
         extraction=extractor.options,
     )
-    path = _publish(out_dir, manifest, kept, [hashes[d.id] for d in kept], matrix)
-    return BuildReport(manifest, path, tuple(problems))
+    # Judged on the raw fingerprints: whitening exaggerates small differences.
+    duplicates = near_duplicate_groups(matrix)
+    path = _publish(out_dir, manifest, kept, [hashes[d.id] for d in kept], matrix, duplicates)
+    return BuildReport(manifest, path, tuple(problems), near_duplicate_ids(kept, duplicates))
 
 
 def _publish(
@@ -156,6 +172,7 @@ def _publish(
     destinations: list[Destination],
     hashes: list[str],
     matrix: np.ndarray,
+    duplicates: np.ndarray,
 ) -> Path:
     versions = out_dir / VERSIONS_DIR
     versions.mkdir(parents=True, exist_ok=True)
@@ -168,8 +185,7 @@ def _publish(
         np.save(staging / "vectors.npy", searched)
         if whitening is not None:
             whitening.save(staging / "whitening.npz")
-        # Near-duplicates are judged on the raw fingerprints: whitening exaggerates small differences.
-        np.save(staging / "duplicates.npy", near_duplicate_groups(matrix))
+        np.save(staging / "duplicates.npy", duplicates)
         with (staging / "destinations.jsonl").open("w", encoding="utf-8") as file:
             for destination, digest in zip(destinations, hashes, strict=True):
                 file.write(json.dumps({**destination.to_dict(), "content_hash": digest}, ensure_ascii=False) + "\n")

@@ -32,13 +32,21 @@ class VectorIndex(Protocol):
     def dim(self) -> int: ...
 
     def search(
-        self, queries: np.ndarray, k: int, *, exclude: Sequence[Collection[int]] | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        exclude: Sequence[Collection[int]] | None = None,
+        allowed: np.ndarray | None = None,
     ) -> list[list[Match]]: ...
 
     def vectors(self, positions: Sequence[int]) -> np.ndarray: ...
 
 
 Placement = Literal["auto", "host", "keras"]
+
+# Added to the scores of rows a filter leaves out: below any cosine (-1), so they can never be chosen.
+_FILTERED_OUT = -4.0
 
 # The device sends back this many more candidates than a query needs, so that rows tied with the last one needed
 # are nearly always among them; when they are not, that query's whole row of scores is copied instead.
@@ -119,9 +127,18 @@ class ExactIndex:
         return keras.ops.matmul(queries, self._device)
 
     def search(
-        self, queries: np.ndarray, k: int, *, exclude: Sequence[Collection[int]] | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        exclude: Sequence[Collection[int]] | None = None,
+        allowed: np.ndarray | None = None,
     ) -> list[list[Match]]:
-        """The k best rows for each query, best first, leaving out each query's ``exclude`` positions."""
+        """The k best rows for each query, best first, leaving out each query's ``exclude`` positions.
+
+        ``allowed`` (a boolean per row) filters inside the search, on the device where the matrix is: a query
+        gets k rows whenever k allowed rows exist, and fewer only when there are not that many.
+        """
         if k < 1:
             raise ValueError(f"k must be a positive integer. Received: k={k}")
         queries = np.atleast_2d(queries)
@@ -132,13 +149,27 @@ class ExactIndex:
             raise ValueError(
                 f"exclude needs one collection per query. Received: {len(skips)} for {len(queries)} queries"
             )
+        if allowed is not None and len(allowed) != self.size:
+            raise ValueError(f"allowed needs one flag per row. Received: {len(allowed)} for {self.size} rows")
         candidates = k + max((len(skip) for skip in skips), default=0) + _TIE_SLACK
         if self._device is None or candidates > self.size // 4:
-            return [top_k(row, k, exclude=skip) for row, skip in zip(self.scores(queries), skips, strict=True)]
-        return self._device_search(queries, k, skips, candidates)
+            rows = self.scores(queries)
+            if allowed is not None:
+                rows[:, ~np.asarray(allowed, dtype=bool)] = _FILTERED_OUT
+            found = [top_k(row, k, exclude=skip) for row, skip in zip(rows, skips, strict=True)]
+        else:
+            found = self._device_search(queries, k, skips, candidates, allowed)
+        if allowed is None:
+            return found
+        return [[match for match in matches if match.score > _FILTERED_OUT / 2] for matches in found]
 
     def _device_search(
-        self, queries: np.ndarray, k: int, skips: Sequence[Collection[int]], candidates: int
+        self,
+        queries: np.ndarray,
+        k: int,
+        skips: Sequence[Collection[int]],
+        candidates: int,
+        allowed: np.ndarray | None,
     ) -> list[list[Match]]:
         """Top-k on the device, so that only a few candidates per query cross to the host, not a row per query.
 
@@ -150,6 +181,9 @@ class ExactIndex:
         import keras
 
         scores = self._device_scores(queries)
+        if allowed is not None:
+            bias = np.where(np.asarray(allowed, dtype=bool), 0.0, _FILTERED_OUT).astype(self._matrix.dtype)
+            scores = keras.ops.add(scores, keras.ops.convert_to_tensor(bias[None, :]))
         values, rows = (keras.ops.convert_to_numpy(t) for t in keras.ops.top_k(scores, candidates, sorted=True))
         results = []
         for query, skip in enumerate(skips):
@@ -215,8 +249,33 @@ def near_duplicate_groups(matrix: np.ndarray, *, threshold: float = NEAR_DUPLICA
     return np.array([find(i) for i in range(size)], dtype=np.int64)
 
 
+def merge_groups(*labelings: np.ndarray | None) -> np.ndarray | None:
+    """One labelling where rows are together whenever any labelling puts them together; None if all apart.
+
+    Each labelling gives every row the first row of its group (as ``near_duplicate_groups`` does).
+    """
+    present = [np.asarray(labels, dtype=np.int64) for labels in labelings if labels is not None]
+    if not present:
+        return None
+    size = len(present[0])
+    parent = np.arange(size)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    for labels in present:
+        for i in np.flatnonzero(labels != np.arange(size)):
+            a, b = find(int(i)), find(int(labels[i]))
+            parent[max(a, b)] = min(a, b)
+    merged = np.array([find(i) for i in range(size)], dtype=np.int64)
+    return merged if (merged != np.arange(size)).any() else None
+
+
 def collapse_duplicates(matches: list[Match], groups: np.ndarray | None) -> list[Match]:
-    """Keep only the best match of each near-duplicate group, in order."""
+    """Keep only the best match of each group (near-identical photos, photos of one place), in order."""
     if groups is None:
         return matches
     seen: set[int] = set()

@@ -22,11 +22,11 @@ def _quiet_tensorflow() -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from recommender.catalog import load_catalog
+    from recommender.catalog import load_catalog, parse_columns
     from recommender.extractor import Extractor
     from recommender.index_build import build_index
 
-    catalog = load_catalog(args.catalog)
+    catalog = load_catalog(args.catalog, metadata=args.metadata, columns=parse_columns(args.columns or ""))
     for problem in catalog.problems:
         print(f"warning: {problem}", file=sys.stderr)
     extractor = Extractor(_load(args))
@@ -42,6 +42,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     if report.problems:
         print(f"{len(report.problems)} problem(s) above: those photos are not in the index.", file=sys.stderr)
+    for group in report.near_duplicates:
+        print(f"note: near-identical photos (the same picture twice?), shown as one: {', '.join(group)}")
     return 0
 
 
@@ -252,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="fingerprint a catalog folder into an index")
     index.add_argument("catalog", type=Path, help="folder of photos, optionally with catalog.csv")
     index.add_argument("--out", type=Path, required=True, help="index folder (created or updated)")
+    index.add_argument(
+        "--metadata", type=Path, help="the CSV describing the photos (default: catalog.csv or manifest.csv in it)"
+    )
+    index.add_argument(
+        "--columns", help="our column names for the file's, e.g. name=title,credit=photographer,destination=place"
+    )
     index.add_argument("--batch-size", type=int, default=32)
     index.add_argument("--no-progress", action="store_true")
     model_options(index, default_backbone=DEFAULT_BACKBONE)

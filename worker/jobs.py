@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contract import messages as m
+from recommender.geo import Region, parse_region
 from recommender.index import DestinationIndex
-from recommender.ranking import RankedDestination, rank_for_members, rank_for_photo
+from recommender.ranking import RankedDestination, Scope, allowed_rows, rank_for_members, rank_for_photo
 from recommender.taste import TasteWeights
 from worker.state import ResultList, WorkerState
 
@@ -35,7 +36,11 @@ def page_size(k: int) -> int:
 
 
 def _items(
-    ctx: JobContext, ids: Sequence[str], scores: dict[str, float], fits: dict[str, tuple[str, ...]]
+    ctx: JobContext,
+    ids: Sequence[str],
+    scores: dict[str, float],
+    fits: dict[str, tuple[str, ...]],
+    distances: dict[str, float] | None = None,
 ) -> tuple[m.Item, ...]:
     items = []
     for destination_id in ids:
@@ -55,13 +60,16 @@ def _items(
                 credit=destination.credit,
                 licence=destination.licence,
                 fits=fits.get(destination_id, ()),
+                lat=destination.lat,
+                lon=destination.lon,
+                distance_km=(distances or {}).get(destination_id),
             )
         )
     return tuple(items)
 
 
 def _list_items(ctx: JobContext, results: ResultList, ids: Sequence[str]) -> tuple[m.Item, ...]:
-    return _items(ctx, ids, dict(zip(results.ids, results.scores, strict=True)), results.fits)
+    return _items(ctx, ids, dict(zip(results.ids, results.scores, strict=True)), results.fits, results.distances)
 
 
 def _result_list(job: m.Job, ctx: JobContext, ranked: list[RankedDestination], **extra: object) -> ResultList:
@@ -71,6 +79,7 @@ def _result_list(job: m.Job, ctx: JobContext, ranked: list[RankedDestination], *
         scores=tuple(r.similarity for r in ranked),
         index_version=ctx.index.version,
         fits={r.destination.id: r.fits for r in ranked if r.fits},
+        distances={r.destination.id: r.distance_km for r in ranked if r.distance_km is not None},
         **extra,  # type: ignore[arg-type]
     )
 
@@ -85,17 +94,36 @@ async def _first_page(ctx: JobContext, job: m.Job, results: ResultList, k: int, 
         first_rank=1,
         remaining=max(0, len(results.ids) - len(page)),
         hints=results.hints,
+        region=results.region,
+        near=bool(results.distances),
         **album,  # type: ignore[arg-type]
     )
+
+
+def _region(text: str) -> Region | m.Failure | None:
+    """The region typed after /where (None: none asked for), or why there is none."""
+    if not text:
+        return None
+    return parse_region(text) or m.Failure(m.ErrorCode.UNKNOWN_REGION)
 
 
 async def recommend(
     ctx: JobContext, job: m.Job, request: m.Recommend, query: np.ndarray, hints: tuple[str, ...]
 ) -> m.Outcome:
-    """Rank the catalog for a photo, leaning toward what this person liked in this chat."""
+    """Rank the catalog for a photo, leaning toward what this person liked in this chat, within their scope."""
+    region = _region(request.region)
+    if isinstance(region, m.Failure):
+        return region
+    near = ((request.near.lat, request.near.lon),) if request.near is not None else ()
+    if region is not None and region.radius_km is not None and not near:
+        return m.Failure(m.ErrorCode.NEED_LOCATION)
     liked = await ctx.state.liked_ids(job.chat_id, job.user_id)
-    ranked = rank_for_photo(ctx.index, query, ctx.result_list_size, liked_ids=liked, taste=ctx.taste)
-    return await _first_page(ctx, job, _result_list(job, ctx, ranked, hints=hints), request.k)
+    scope = Scope(region, near)
+    ranked = rank_for_photo(ctx.index, query, ctx.result_list_size, liked_ids=liked, taste=ctx.taste, scope=scope)
+    if not ranked:
+        return m.Failure(m.ErrorCode.EMPTY_REGION)
+    results = _result_list(job, ctx, ranked, hints=hints, region=region.label if region else "")
+    return await _first_page(ctx, job, results, request.k)
 
 
 async def more(ctx: JobContext, job: m.Job, request: m.More) -> m.Outcome:
@@ -116,6 +144,8 @@ async def more(ctx: JobContext, job: m.Job, request: m.More) -> m.Outcome:
         first_rank=first_rank,
         remaining=len(unseen) - len(page),
         group=bool(results.fits),
+        region=results.region,
+        near=bool(results.distances),
     )
 
 
@@ -144,11 +174,47 @@ async def likes(ctx: JobContext, job: m.Job, request: m.Likes) -> m.Outcome:
 
 
 async def group_suggest(ctx: JobContext, job: m.Job, request: m.GroupSuggest) -> m.Outcome:
-    """Places for everyone in the chat who liked something, and whom each place suits."""
-    ranked, members = rank_for_members(ctx.index, await ctx.state.group_likes(job.chat_id), ctx.result_list_size)
-    if not members:
+    """Places for everyone in the chat who liked something, whom each place suits, near those who shared a location."""
+    region = _region(request.region)
+    if isinstance(region, m.Failure):
+        return region
+    members = await ctx.state.likers(job.chat_id)
+    near = tuple((at.lat, at.lon) for at in await ctx.state.locations(members))
+    if region is not None and region.radius_km is not None and not near:
+        return m.Failure(m.ErrorCode.NEED_LOCATION)
+    ranked, names = rank_for_members(
+        ctx.index, await ctx.state.group_likes(job.chat_id), ctx.result_list_size, scope=Scope(region, near)
+    )
+    if not names:
         return m.Failure(m.ErrorCode.NO_GROUP_TASTE)
-    return await _first_page(ctx, job, _result_list(job, ctx, ranked), request.k, group=True, members=members)
+    if not ranked:
+        return m.Failure(m.ErrorCode.EMPTY_REGION)
+    results = _result_list(job, ctx, ranked, region=region.label if region else "")
+    return await _first_page(ctx, job, results, request.k, group=True, members=names)
+
+
+async def locate(ctx: JobContext, job: m.Job, request: m.Locate) -> m.Outcome:
+    """Where a result of a page is, for a map pin."""
+    destination_id = await ctx.state.page_item(job.chat_id, request.page_id, request.position)
+    if destination_id is None or ctx.index.position(destination_id) is None:
+        return m.Failure(m.ErrorCode.UNKNOWN_DESTINATION)
+    (item,) = _items(ctx, [destination_id], {}, {})
+    if item.lat is None or item.lon is None:
+        return m.Failure(m.ErrorCode.NO_COORDINATES)
+    return m.Located(item)
+
+
+async def check_region(ctx: JobContext, job: m.Job, request: m.CheckRegion) -> m.Outcome:
+    """Whether /where names a region, and how many destinations of the catalog lie in it."""
+    region = _region(request.text)
+    if region is None or isinstance(region, m.Failure):
+        return region or m.Failure(m.ErrorCode.UNKNOWN_REGION)
+    near = ((request.near.lat, request.near.lon),) if request.near is not None else ()
+    if region.radius_km is not None and not near:
+        return m.Failure(m.ErrorCode.NEED_LOCATION)
+    inside = allowed_rows(ctx.index, Scope(region, near))
+    places = len({ctx.index.group_of(int(row)) for row in np.flatnonzero(inside)}) if inside is not None else 0
+    return m.RegionFound(region.label, places) if places else m.Failure(m.ErrorCode.EMPTY_REGION)
 
 
 async def forget(ctx: JobContext, job: m.Job, request: m.Forget) -> m.Outcome:
@@ -165,4 +231,6 @@ HANDLERS: dict[type[m.Request], Handler] = {
     m.Likes: likes,  # type: ignore[dict-item]
     m.GroupSuggest: group_suggest,  # type: ignore[dict-item]
     m.Forget: forget,  # type: ignore[dict-item]
+    m.Locate: locate,  # type: ignore[dict-item]
+    m.CheckRegion: check_region,  # type: ignore[dict-item]
 }

@@ -235,7 +235,8 @@ class Worker:
                     if burst:
                         break
                     continue
-                await self._prepare(deliveries)
+                if not await self._prepare_retrying(deliveries, backoff):
+                    break
                 async with self._next_changed:
                     self._next += deliveries
                     self._next_changed.notify_all()
@@ -342,6 +343,20 @@ class Worker:
             elif isinstance(job.request, m.Recommend):
                 decoding.append(self._load_photo(delivery, job.request, loop))
         await asyncio.gather(*decoding)
+
+    async def _prepare_retrying(self, deliveries: list[_Delivery], backoff: Backoff) -> bool:
+        """``_prepare``, again after a pause while Redis is unreachable; False when stopping first.
+
+        After a Redis restart the first command on each pooled connection fails; these jobs are read (pending
+        under our name, so nobody else takes them soon), and letting the error out would end the worker.
+        """
+        while not self._stopping.is_set():
+            try:
+                await self._prepare(deliveries)
+                return True
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                await backoff.wait(error, logger)
+        return False
 
     async def _load_photo(self, delivery: _Delivery, request: m.Recommend, loop: asyncio.AbstractEventLoop) -> None:
         job = delivery.job

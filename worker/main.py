@@ -9,11 +9,11 @@ import signal
 import socket
 import time
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from threadpoolctl import threadpool_limits
 
 from contract import keys
+from contract.connect import connect
 from worker.loop import Worker
 from worker.metrics import WorkerMetrics
 from worker.settings import WorkerSettings
@@ -69,7 +69,7 @@ async def serve(settings: WorkerSettings) -> None:
     extractor, index = await asyncio.to_thread(load_model_and_index, settings)
     metrics = WorkerMetrics()
     metrics.serve(settings.metrics_port)
-    async with Redis.from_url(settings.redis_url) as redis:
+    async with connect(settings.redis_url) as redis:
         worker = Worker(
             redis=redis,
             extractor=extractor,  # type: ignore[arg-type]
@@ -87,7 +87,7 @@ async def serve(settings: WorkerSettings) -> None:
 async def check_health(settings: WorkerSettings) -> bool:
     """True when a worker on this host has sent a heartbeat recently (its key expires otherwise)."""
     try:
-        async with Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3) as redis:
+        async with connect(settings.redis_url, socket_timeout=3, socket_connect_timeout=3) as redis:
             host = socket.gethostname()
             async for key in redis.scan_iter(match=keys.health(f"{host}-*")):
                 raw = await redis.get(key)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from redis.asyncio import Redis
 
-from contract import keys
+from contract import codec, keys
+from contract import messages as m
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class ResultList:
     index_version: str
     fits: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group suggestions: id -> member names
     hints: tuple[str, ...] = ()
+    distances: dict[str, float] = field(default_factory=dict)  # id -> km, when ranked near someone
+    region: str = ""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -37,6 +40,8 @@ class ResultList:
                 "index_version": self.index_version,
                 "fits": {k: list(v) for k, v in self.fits.items()},
                 "hints": list(self.hints),
+                "distances": {k: round(v, 1) for k, v in self.distances.items()},
+                "region": self.region,
             },
             ensure_ascii=False,
         )
@@ -51,6 +56,8 @@ class ResultList:
             index_version=str(data.get("index_version", "")),
             fits={k: tuple(v) for k, v in data.get("fits", {}).items()},
             hints=tuple(data.get("hints", ())),
+            distances={k: float(v) for k, v in data.get("distances", {}).items()},
+            region=str(data.get("region", "")),
         )
 
 
@@ -134,6 +141,16 @@ class WorkerState:
         ordered = sorted(raw.items(), key=lambda item: float(item[1]), reverse=True)
         return [key.decode() for key, _ in ordered]
 
+    async def locations(self, user_ids: list[int]) -> list[m.Location]:
+        """The shared locations of these people (those who shared one)."""
+        if not user_ids:
+            return []
+        raw = await self.redis.mget([keys.user_location(u) for u in user_ids])
+        return [codec.location_from_json(value) for value in raw if value]
+
+    async def likers(self, chat_id: int) -> list[int]:
+        return sorted(int(m) for m in await self.redis.smembers(keys.likers(chat_id)))
+
     async def group_likes(self, chat_id: int) -> dict[str, list[str]]:
         """Member display name -> liked ids, for everyone who liked something in this chat."""
         members = [int(m) for m in await self.redis.smembers(keys.likers(chat_id))]
@@ -156,9 +173,14 @@ class WorkerState:
                 pipe.srem(keys.likers(chat_id), user_id)
                 pipe.hdel(keys.member_names(chat_id), str(user_id))
                 await pipe.execute()
-        # The private chat's id is the user's id: its result list and pages are the user's too.
+        # The private chat's id is the user's id: its result list, pages and region are the user's too.
         await self.redis.delete(
-            keys.user_chats(user_id), keys.results(user_id), keys.pages(user_id), keys.last_page(user_id)
+            keys.user_chats(user_id),
+            keys.results(user_id),
+            keys.pages(user_id),
+            keys.last_page(user_id),
+            keys.user_location(user_id),
+            keys.chat_region(user_id),
         )
         return removed
 

@@ -173,7 +173,8 @@ def test_the_catalogs_ship_with_the_package() -> None:
     assert '"babel>=' in pyproject
     assert "locales/*/LC_MESSAGES/*.po" in pyproject
     for code in TRANSLATED:
-        assert read_po(po_path(LOCALES_DIR, code).open("rb")).locale is not None
+        with po_path(LOCALES_DIR, code).open("rb") as file:
+            assert read_po(file).locale is not None
     assert sorted(p.parent.parent.name for p in LOCALES_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po")) == sorted(TRANSLATED)
 
 

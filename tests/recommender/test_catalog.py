@@ -18,7 +18,9 @@ from recommender.catalog import (
     id_from_path,
     load_catalog,
     name_from_filename,
+    parse_columns,
 )
+from tests.conftest import shared_dataset
 
 
 def photo(path: Path, colour: tuple[int, int, int] = (10, 120, 200)) -> Path:
@@ -265,3 +267,58 @@ def test_an_all_bad_catalog_raises_with_its_problems(tmp_path):
 def test_names_and_ids_from_file_names(path, name, identifier):
     assert name_from_filename(path) == name
     assert id_from_path(path) == identifier
+
+
+def test_a_manifest_with_other_column_names_is_read_as_it_is(tmp_path):
+    photo(tmp_path / "images" / "1.jpg")
+    (tmp_path / "manifest.csv").write_text(
+        "path,label,name,city,country,latitude,longitude,creator\n"
+        'images/1.jpg,"Calgary, Canada",Peace Bridge,Calgary,Canada,51.0486,-114.0708,Denisse Leon\n'
+    )
+    (bridge,) = load_catalog(tmp_path).destinations
+    assert (bridge.name, bridge.city, bridge.lat, bridge.lon, bridge.credit) == (
+        "Peace Bridge",
+        "Calgary",
+        51.0486,
+        -114.0708,
+        "Denisse Leon",
+    )
+
+
+def test_any_csv_with_a_column_mapping(tmp_path):
+    for n in range(3):
+        photo(tmp_path / f"{n}.jpg")
+    (tmp_path / "export.csv").write_text(
+        "file,title,photographer,spot,name:de\n"
+        "0.jpg,Santorini at noon,Ann,santorini,Santorin\n"
+        "1.jpg,Santorini at sunset,Bo,santorini,Santorin\n"
+        "2.jpg,Oia,Cy,oia,Oia\n"
+    )
+    catalog = load_catalog(tmp_path, metadata="export.csv", columns=parse_columns("destination=spot"))
+    assert [d.name for d in catalog.destinations] == ["Santorini at noon", "Santorini at sunset", "Oia"]
+    assert [d.place_key for d in catalog.destinations] == ["santorini", "santorini", "oia"]
+    assert [d.credit for d in catalog.destinations] == ["Ann", "Bo", "Cy"]
+    assert not catalog.problems
+
+
+def test_bad_column_mappings_and_metadata_files_are_refused(tmp_path):
+    photo(tmp_path / "a.jpg")
+    with pytest.raises(CatalogError, match="OURS=THEIRS"):
+        parse_columns("name")
+    with pytest.raises(CatalogError, match="unknown column"):
+        load_catalog(tmp_path, columns={"colour": "tint"})
+    with pytest.raises(CatalogError, match="metadata file not found"):
+        load_catalog(tmp_path, metadata="missing.csv")
+    (tmp_path / "export.csv").write_text("picture,title\na.jpg,A\n")
+    with pytest.raises(CatalogError, match="--columns image=YOURS"):
+        load_catalog(tmp_path, metadata="export.csv")
+    (only,) = load_catalog(tmp_path, metadata="export.csv", columns={"image": "picture"}).destinations
+    assert only.name == "A"
+
+
+def test_the_shared_travel_photos_come_out_named():
+    folder = shared_dataset("travel-photos")
+    catalog = load_catalog(folder)
+    assert len(catalog.destinations) == 148 and not catalog.problems
+    assert all(d.name and not d.name[0].isdigit() for d in catalog.destinations)
+    assert all(d.lat is not None and d.lon is not None for d in catalog.destinations)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recommender import evaluation, refine
+from recommender import refine
 from recommender.backbones import DEFAULT_BACKBONE, default_extraction, load_backbone
 from recommender.backbones.colour import ColourHistogram
 from recommender.backbones.efficientnet_lite import EMBEDDING_DIM, BandPooling
@@ -20,6 +20,7 @@ from recommender.extractor import Extractor
 from recommender.fingerprint import COLOUR_BINS, COLOUR_DIM, ExtractionOptions
 from recommender.images import load_for_model
 from recommender.refine import DEFAULT_REFINE, RefineOptions, Whitening, refine_catalog, unit
+from recommender.tools import evaluation
 from tests.conftest import shared_dataset
 
 

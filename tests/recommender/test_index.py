@@ -301,16 +301,16 @@ def test_a_killed_builds_staging_folder_is_no_version(catalog_dir, tmp_path):
 
 
 def test_an_interrupted_build_leaves_the_current_version(catalog_dir, tmp_path, monkeypatch):
-    import recommender.index as index_module
+    import recommender.index_build as index_build
 
     out = tmp_path / "index"
     first = build(catalog_dir, out)
     recolour(catalog_dir, "p0001.jpg", (5, 5, 5))
 
-    def interrupted(matrix):
+    def interrupted(*args, **kwargs):  # halfway through writing the new version
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(index_module, "near_duplicate_groups", interrupted)
+    monkeypatch.setattr(index_build, "refine_catalog", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build(catalog_dir, out)
 

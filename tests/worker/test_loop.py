@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
 import signal
@@ -11,8 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,60 +28,10 @@ from recommender.index import open_index
 from recommender.index_build import build_index
 from tests.conftest import REPO
 from tests.redis_server import RedisServer
-from tests.worker.fakes import POISON_RGB, ColourExtractor, colour_catalog, photo_bytes
+from tests.worker.conftest import settings
+from tests.worker.fakes import POISON_RGB, ColourExtractor, catalog_colour, colour_catalog, photo_bytes
 from worker.loop import DECODE_NICENESS, Worker
-from worker.settings import WorkerOptions, WorkerSettings
-
-
-@pytest.fixture(scope="module")
-def colour_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("colour")
-    catalog = load_catalog(colour_catalog(folder / "catalog", 40))
-    build_index(catalog, ColourExtractor(), folder / "index", progress=False)  # type: ignore[arg-type]
-    return folder / "index"
-
-
-def settings(redis_server: RedisServer, **overrides: object) -> WorkerSettings:
-    values: dict[str, object] = {
-        "redis_url": redis_server.url,
-        "batch_size": 8,
-        "batch_wait_ms": 5,
-        "claim_idle_ms": 1000,
-        "metrics_port": 0,
-        "heartbeat_s": 0.5,
-        "reload_poll_s": 0.2,
-    }
-    values.update(overrides)
-    return WorkerSettings(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def client(redis: Redis) -> AsyncIterator[JobClient]:
-    job_client = JobClient(redis, instance="test-bot", limits=ClientLimits(max_queue=1000))
-    await job_client.start()
-    yield job_client
-    await job_client.close()
-
-
-@pytest.fixture
-def make_worker(
-    redis: Redis, redis_server: RedisServer, colour_index: Path
-) -> Callable[..., tuple[Worker, ColourExtractor]]:
-    def factory(*, extractor: ColourExtractor | None = None, index_dir: Path | None = None, **overrides: object):
-        model = extractor or ColourExtractor()
-        index = open_index(index_dir or colour_index, expected=model.fingerprint, placement="host")
-        worker = Worker(
-            redis=redis,
-            extractor=model,
-            index=index,
-            options=replace(
-                settings(redis_server, **overrides).options(), consumer=f"{socket.gethostname()}-test-{id(model)}"
-            ),
-            index_dir=index_dir,
-        )
-        return worker, model
-
-    return factory
+from worker.settings import WorkerOptions
 
 
 def recommend_job(chat_id: int = 1, *, timeout: float = 30.0, k: int = 5) -> m.Job:
@@ -451,3 +400,43 @@ async def test_sigterm_finishes_the_batch_in_hand_then_exits(
             worker.kill()
     assert all(r.failure is None for r in replies)
     assert (await redis.xpending(keys.JOBS_STREAM, keys.WORKERS_GROUP))["pending"] == 0
+
+
+def places_catalog(folder: Path, places: int, photos_each: int) -> Path:
+    """Photos of neighbouring colours, ``photos_each`` per destination: a query near one matches all of them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "catalog.csv").open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "image", "name", "destination"])
+        for n in range(places * photos_each):
+            place = n // photos_each
+            (folder / f"{n}.jpg").write_bytes(photo_bytes(catalog_colour(n), seed=n))
+            writer.writerow([f"photo-{n}", f"{n}.jpg", f"Place {place}, photo {n % photos_each}", f"place-{place}"])
+    return folder
+
+
+async def test_a_destination_with_several_photos_is_shown_once_across_pages(
+    make_worker, client: JobClient, tmp_path: Path
+) -> None:
+    catalog = load_catalog(places_catalog(tmp_path / "catalog", places=8, photos_each=3))
+    build_index(catalog, ColourExtractor(), tmp_path / "index", progress=False)  # type: ignore[arg-type]
+    worker, _ = make_worker(index_dir=tmp_path / "index")
+    place_of = {d.id: d.place_key for d in worker.index.destinations}
+    # Without grouping, a photo's neighbours would be its own destination's other photos.
+    query = photo_bytes(catalog_colour(0), seed=99)
+    rows = worker.index.scores(
+        worker.index.prepare_queries(ColourExtractor().embed(ColourExtractor().preprocess(query)[None]).vectors)
+    )[0]
+    nearest_rows = [worker.index.destinations[i].place_key for i in np.argsort(-rows)[:5]]
+    assert len(set(nearest_rows)) < 5, "the test needs photos of one place among the nearest rows"
+    task = await serve_in_background(worker)
+    shown: list[str] = []
+    reply = await client.request(recommend_job(chat_id=77, k=5), query, timeout=10)
+    while isinstance(reply.outcome, m.Album):
+        shown += [place_of[item.id] for item in reply.outcome.items]
+        more = m.Job.new(m.More(5), chat_id=77, user_id=77, reply_to="test-bot", timeout=10)
+        reply = await client.request(more, timeout=10)
+    await stop(worker, task)
+    assert reply.failure == m.Failure(m.ErrorCode.NOTHING_LEFT)
+    assert sorted(shown) == sorted(set(place_of.values())), "every destination once, none twice"
+    assert shown[0] == "place-0"
