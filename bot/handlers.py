@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from telegram import CallbackQuery, Document, Message, PhotoSize, Update, User
 from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
@@ -68,7 +69,12 @@ async def user_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Lang:
     user = update.effective_user
     if user is None:
         return svc.translator.default
-    stored = await svc.redis.get(keys.user_language(user.id))
+    try:
+        stored = await svc.redis.get(keys.user_language(user.id))
+    except RedisError as error:
+        # A setting, not the request: /help or a photo should not fail because Redis blinked.
+        logger.warning("could not read user %s's language (%s); using their app's", user.id, error)
+        stored = None
     if stored:
         return svc.translator.for_language(stored.decode() if isinstance(stored, bytes) else str(stored))
     return svc.translator.for_language(user.language_code)
