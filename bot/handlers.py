@@ -1,7 +1,8 @@
 """The bot's handlers: each one turns an update into a job for the worker and the worker's reply into messages.
 
 They reach the worker only through Redis (``contract.client.JobClient``, kept in ``bot_data`` by ``bot.main``),
-and never import TensorFlow.
+and never import TensorFlow. Every handler first picks the user's language (``user_lang``) and says everything through
+it: the sentences are gettext messages in ``bot.texts``.
 """
 
 from __future__ import annotations
@@ -9,23 +10,27 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from functools import partial
 
 from redis.asyncio import Redis
-from telegram import Document, Message, PhotoSize, Update, User
+from redis.exceptions import RedisError
+from telegram import CallbackQuery, Document, Message, PhotoSize, Update, User
 from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot import messages as text
+from bot import texts
 from bot.album import CatalogPhotos, send_album
+from bot.i18n import SUPPORTED_LANGUAGES, Lang, Translator
 from bot.ratelimit import PhotoRateLimit
 from bot.settings import BotSettings
+from contract import keys
 from contract import messages as m
 from contract.client import ChatBusy, JobClient, QueueFull
 
 logger = logging.getLogger(__name__)
 
-BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+BOT_API_DOWNLOAD_LIMIT = texts.BOT_DOWNLOAD_LIMIT
 SUGGEST = re.compile(r"^/suggest(@\w+)?(\s|$)", re.IGNORECASE)
 
 
@@ -38,15 +43,16 @@ class Services:
     jobs: JobClient
     photos: CatalogPhotos
     rate_limit: PhotoRateLimit
+    translator: Translator
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
     return context.bot_data["services"]  # type: ignore[no-any-return]
 
 
-def display_name(user: User | None) -> str:
+def display_name(user: User | None, lang: Lang) -> str:
     if user is None:
-        return "someone"
+        return lang.gettext(texts.SOMEONE)
     return user.first_name or (f"@{user.username}" if user.username else f"user {user.id}")
 
 
@@ -54,61 +60,146 @@ def is_group(update: Update) -> bool:
     return update.effective_chat is not None and update.effective_chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
 
 
+# --------------------------------------------------------------------------------------------- languages
+
+
+async def user_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Lang:
+    """The user's /language choice if there is one, else their Telegram app's language, else English."""
+    svc = services(context)
+    user = update.effective_user
+    if user is None:
+        return svc.translator.default
+    try:
+        stored = await svc.redis.get(keys.user_language(user.id))
+    except RedisError as error:
+        # A setting, not the request: /help or a photo should not fail because Redis blinked.
+        logger.warning("could not read user %s's language (%s); using their app's", user.id, error)
+        stored = None
+    if stored:
+        return svc.translator.for_language(stored.decode() if isinstance(stored, bytes) else str(stored))
+    return svc.translator.for_language(user.language_code)
+
+
+def app_lang(update: object, translator: Translator) -> Lang:
+    """The language of the user's Telegram app, without Redis: for when something already went wrong."""
+    user = update.effective_user if isinstance(update, Update) else None
+    return translator.for_language(user.language_code if user is not None else None)
+
+
+def find_language(translator: Translator, wanted: str) -> str | None:
+    """The tag to store for what a user typed after /language: a code ("fr", "de-AT", "pt_BR") or a name ("Deutsch").
+
+    A code is kept as typed (normalised), so that "de-CH" still writes numbers the Swiss way; None if no catalog
+    speaks it (for_language would quietly fall back to English, which is not what the user asked for).
+    """
+    tag = wanted.strip().replace("_", "-")
+    by_name = {lang.name.casefold(): lang.code for lang in translator}
+    if tag.casefold() in by_name:
+        return by_name[tag.casefold()]
+    language = tag.split("-")[0].lower()
+    if any(lang.telegram_code == language for lang in translator):
+        return tag
+    return None
+
+
 # --------------------------------------------------------------------------------------------- commands
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Says what the bot does, how to use it, and what it stores."""
-    await update.effective_message.reply_text(text.START)  # type: ignore[union-attr]
+    lang = await user_lang(update, context)
+    await update.effective_message.reply_text(lang.gettext(texts.START))  # type: ignore[union-attr]
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Lists the commands."""
-    await update.effective_message.reply_text(text.HELP)  # type: ignore[union-attr]
+    lang = await user_lang(update, context)
+    await update.effective_message.reply_text(lang.gettext(texts.HELP))  # type: ignore[union-attr]
 
 
 async def like_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/like [n]: likes result n of the chat's last album (the first when no number is given)."""
+    lang = await user_lang(update, context)
     number = 1
     if context.args:
         try:
             number = int(context.args[0])
         except ValueError:
-            await update.effective_message.reply_text(text.LIKE_USAGE)  # type: ignore[union-attr]
+            await update.effective_message.reply_text(lang.gettext(texts.LIKE_USAGE))  # type: ignore[union-attr]
             return
-    await _like(update, context, m.LikeNumber(number, user_name=display_name(update.effective_user)))
+    await _like(update, context, lang, m.LikeNumber(number, user_name=display_name(update.effective_user, lang)))
 
 
 async def more_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/more: the next page of the chat's latest results."""
-    await _more(update, context)
+    await _more(update, context, await user_lang(update, context))
 
 
 async def likes_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/likes: lists what this user liked in this chat."""
-    outcome = await _ask(update, context, m.Likes())
+    lang = await user_lang(update, context)
+    outcome = await _ask(update, context, lang, m.Likes())
     if isinstance(outcome, m.LikedPlaces):
-        await update.effective_message.reply_text(text.likes_list(outcome.items, outcome.total))  # type: ignore[union-attr]
+        await update.effective_message.reply_text(texts.likes_list(lang, outcome.items, outcome.total))  # type: ignore[union-attr]
     elif isinstance(outcome, m.Failure):
-        await _fail(update, outcome)
+        await _fail(update, lang, outcome)
 
 
 async def forget_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/forget: asks for confirmation before deleting the user's data."""
-    await update.effective_message.reply_text(text.FORGET_CONFIRM, reply_markup=text.forget_keyboard())  # type: ignore[union-attr]
+    lang = await user_lang(update, context)
+    await update.effective_message.reply_text(  # type: ignore[union-attr]
+        lang.gettext(texts.FORGET_CONFIRM), reply_markup=texts.forget_keyboard(lang)
+    )
 
 
 async def suggest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/suggest: as a reply to a photo, recommendations for that photo; alone, places for the whole group."""
+    lang = await user_lang(update, context)
     message = update.effective_message
     replied = message.reply_to_message if message else None
     if replied is not None and (replied.photo or _image_document(replied)):
-        await _recommend(update, context, replied)
+        await _recommend(update, context, lang, replied)
         return
     if not is_group(update):
-        await message.reply_text(text.ASK_FOR_PHOTO)  # type: ignore[union-attr]
+        await message.reply_text(lang.gettext(texts.ASK_FOR_PHOTO))  # type: ignore[union-attr]
         return
-    await _show(update, context, await _ask(update, context, m.GroupSuggest(services(context).settings.album_size)))
+    request = m.GroupSuggest(services(context).settings.album_size)
+    await _show(update, context, lang, await _ask(update, context, lang, request))
+
+
+async def language_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/language: a keyboard of languages; /language fr (or de-AT, or Deutsch) sets it at once."""
+    svc = services(context)
+    lang = await user_lang(update, context)
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    if not context.args:
+        keyboard = texts.language_keyboard(lang, svc.translator)
+        await message.reply_text(lang.gettext(texts.LANGUAGE_PROMPT), reply_markup=keyboard)
+        return
+    wanted = " ".join(context.args)
+    if wanted.casefold() in ("auto", "automatic", "off"):
+        await message.reply_text(await _follow_telegram(svc, user))
+        return
+    tag = find_language(svc.translator, wanted)
+    if tag is None:
+        await message.reply_text(texts.language_unknown(lang, wanted, svc.translator))
+        return
+    await message.reply_text(await _set_language(svc, user, tag))
+
+
+async def _set_language(svc: Services, user: User, tag: str) -> str:
+    """Stores the choice (no expiry: it is a setting, and /forget deletes it) and confirms in the new language."""
+    await svc.redis.set(keys.user_language(user.id), tag)
+    chosen = svc.translator.for_language(tag)
+    return chosen.gettext(texts.LANGUAGE_SET, language=chosen.name)
+
+
+async def _follow_telegram(svc: Services, user: User) -> str:
+    await svc.redis.delete(keys.user_language(user.id))
+    return svc.translator.for_language(user.language_code).gettext(texts.LANGUAGE_AUTO)
 
 
 # --------------------------------------------------------------------------------------------- photos
@@ -116,7 +207,7 @@ async def suggest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A photo or an image file: destinations that look like it."""
-    await _recommend(update, context, update.effective_message)  # type: ignore[arg-type]
+    await _recommend(update, context, await user_lang(update, context), update.effective_message)  # type: ignore[arg-type]
 
 
 async def group_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -127,55 +218,80 @@ async def group_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     caption = message.caption or ""
     mentioned = f"@{context.bot.username}".lower() in caption.lower()
     if SUGGEST.match(caption) or mentioned:
-        await _recommend(update, context, message)
+        await _recommend(update, context, await user_lang(update, context), message)
 
 
 async def not_an_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A document that is not an image."""
-    await update.effective_message.reply_text(text.NOT_AN_IMAGE)  # type: ignore[union-attr]
+    lang = await user_lang(update, context)
+    await update.effective_message.reply_text(lang.gettext(texts.NOT_AN_IMAGE))  # type: ignore[union-attr]
 
 
 async def sticker(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Stickers are pictures, but not photos of places."""
-    await update.effective_message.reply_text(text.STICKER)  # type: ignore[union-attr]
+    lang = await user_lang(update, context)
+    await update.effective_message.reply_text(lang.gettext(texts.STICKER))  # type: ignore[union-attr]
 
 
 async def plain_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Anything else in a private chat: remind what the bot needs."""
-    await update.effective_message.reply_text(text.ASK_FOR_PHOTO)  # type: ignore[union-attr]
+    lang = await user_lang(update, context)
+    await update.effective_message.reply_text(lang.gettext(texts.ASK_FOR_PHOTO))  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------------------------- buttons
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """👍n, More ▶ and the /forget confirmation."""
+    """👍n, More ▶, the /forget confirmation and the /language choice."""
     query = update.callback_query
     if query is None or query.data is None:
         return
+    lang = await user_lang(update, context)
     data = query.data
     if data.startswith("like:"):
         _, page_id, position = data.split(":", 2)
         if not position.isdigit():
             await query.answer()
             return
-        request = m.Like(page_id, int(position), user_name=display_name(update.effective_user))
-        await _like(update, context, request)
+        request = m.Like(page_id, int(position), user_name=display_name(update.effective_user, lang))
+        await _like(update, context, lang, request)
     elif data == "more":
         await query.answer()
-        await _more(update, context)
+        await _more(update, context, lang)
     elif data == "forget:yes":
-        outcome = await _ask(update, context, m.Forget())
-        await query.answer()
-        if isinstance(outcome, m.Forgotten):
-            await query.edit_message_text(text.forgotten(outcome.likes_deleted))
-        elif isinstance(outcome, m.Failure):
-            await _fail(update, outcome)
+        await _forget(update, context, lang, query)
     elif data == "forget:no":
         await query.answer()
-        await query.edit_message_text(text.FORGET_CANCELLED)
+        await query.edit_message_text(lang.gettext(texts.FORGET_CANCELLED))
+    elif data.startswith("lang:"):
+        await _language_button(update, context, query, data.removeprefix("lang:"))
     else:
         await query.answer()
+
+
+async def _forget(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: Lang, query: CallbackQuery) -> None:
+    """The worker deletes likes and results; the language choice is the bot's own key, so the bot deletes it."""
+    outcome = await _ask(update, context, lang, m.Forget())
+    await query.answer()
+    if isinstance(outcome, m.Forgotten):
+        if update.effective_user is not None:
+            await services(context).redis.delete(keys.user_language(update.effective_user.id))
+        # Said in the language the user asked in, even though the choice itself is gone now.
+        await query.edit_message_text(texts.forgotten(lang, outcome.likes_deleted))
+    elif isinstance(outcome, m.Failure):
+        await _fail(update, lang, outcome)
+
+
+async def _language_button(update: Update, context: ContextTypes.DEFAULT_TYPE, query: CallbackQuery, code: str) -> None:
+    svc, user = services(context), update.effective_user
+    await query.answer()
+    if user is None:
+        return
+    if code == "auto":
+        await query.edit_message_text(await _follow_telegram(svc, user))
+    elif code in SUPPORTED_LANGUAGES:
+        await query.edit_message_text(await _set_language(svc, user, code))
 
 
 # --------------------------------------------------------------------------------------------- the work
@@ -186,57 +302,62 @@ def _image_document(message: Message) -> bool:
     return bool(document and (document.mime_type or "").startswith("image/"))
 
 
-async def _like(update: Update, context: ContextTypes.DEFAULT_TYPE, request: m.Like | m.LikeNumber) -> None:
+async def _like(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: Lang, request: m.Like | m.LikeNumber) -> None:
     """Both ways to like: a 👍 button (answered with a pop-up too) and /like N."""
-    outcome = await _ask(update, context, request)
+    outcome = await _ask(update, context, lang, request)
     query, message = update.callback_query, update.effective_message
     if isinstance(outcome, m.Liked):
         if query is not None:
             await query.answer(f"❤️ {outcome.item.name}")
-        who = display_name(update.effective_user) if is_group(update) else None
-        await message.reply_text(text.liked(outcome.item, outcome.total, who=who))  # type: ignore[union-attr]
+        who = display_name(update.effective_user, lang) if is_group(update) else None
+        await message.reply_text(texts.liked(lang, outcome.item, outcome.total, who=who))  # type: ignore[union-attr]
     elif isinstance(outcome, m.Failure):
         if query is not None:
-            await query.answer(text.error_text(outcome))
+            await query.answer(texts.error_text(lang, outcome))
         else:
-            await message.reply_text(text.error_text(outcome))  # type: ignore[union-attr]
+            await message.reply_text(texts.error_text(lang, outcome))  # type: ignore[union-attr]
 
 
-async def _more(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _show(update, context, await _ask(update, context, m.More(services(context).settings.album_size)))
+async def _more(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: Lang) -> None:
+    request = m.More(services(context).settings.album_size)
+    await _show(update, context, lang, await _ask(update, context, lang, request))
 
 
-async def _recommend(update: Update, context: ContextTypes.DEFAULT_TYPE, source: Message) -> None:
+async def _recommend(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: Lang, source: Message) -> None:
     svc = services(context)
     chat, user = update.effective_chat, update.effective_user
     message = update.effective_message
     if chat is None or user is None or message is None:
         return
     if not await svc.rate_limit.allow(user.id):
-        await message.reply_text(text.RATE_LIMITED)
+        await message.reply_text(lang.gettext(texts.RATE_LIMITED))
         return
     media: PhotoSize | Document | None = source.photo[-1] if source.photo else source.document
     if media is None:
-        await message.reply_text(text.ASK_FOR_PHOTO)
+        await message.reply_text(lang.gettext(texts.ASK_FOR_PHOTO))
         return
     if (media.file_size or 0) > BOT_API_DOWNLOAD_LIMIT:
-        await message.reply_text(text.TOO_BIG)
+        await message.reply_text(texts.too_big(lang))
         return
     await context.bot.send_chat_action(chat.id, ChatAction.UPLOAD_PHOTO)
     request = m.Recommend(svc.settings.album_size, file_unique_id=media.file_unique_id)
     photo_bytes: bytes | None = None
     if not await svc.jobs.has_cached_photo(media.file_unique_id):
         photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
-    outcome = await _ask(update, context, request, photo_bytes)
+    outcome = await _ask(update, context, lang, request, photo_bytes)
     if isinstance(outcome, m.Failure) and outcome.code is m.ErrorCode.PHOTO_GONE:
         # The cached fingerprint expired between our check and the worker: send the photo after all.
         photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
-        outcome = await _ask(update, context, request, photo_bytes)
-    await _show(update, context, outcome)
+        outcome = await _ask(update, context, lang, request, photo_bytes)
+    await _show(update, context, lang, outcome)
 
 
 async def _ask(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, request: m.Request, photo_bytes: bytes | None = None
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    lang: Lang,
+    request: m.Request,
+    photo_bytes: bytes | None = None,
 ) -> m.Outcome | None:
     """Send one job and wait for its outcome; None when there is none, and the user was told why already."""
     svc = services(context)
@@ -251,35 +372,35 @@ async def _ask(
         reply = await svc.jobs.request(job, photo_bytes, timeout=svc.settings.reply_timeout_s + 2)
         return reply.outcome
     except QueueFull:
-        problem = text.BUSY
+        problem = texts.BUSY
     except ChatBusy:
-        problem = text.STILL_WORKING
+        problem = texts.STILL_WORKING
     except TimeoutError:
         logger.warning("job %s (%s) for chat %s: no reply in time", job.id, job.kind, chat.id)
-        problem = text.TIMED_OUT
+        problem = texts.TIMED_OUT
     if update.callback_query is not None:
-        await update.callback_query.answer(problem, show_alert=True)
+        await update.callback_query.answer(lang.gettext(problem), show_alert=True)
     elif message is not None:
-        await message.reply_text(problem)
+        await message.reply_text(lang.gettext(problem))
     return None
 
 
-async def _fail(update: Update, failure: m.Failure) -> None:
+async def _fail(update: Update, lang: Lang, failure: m.Failure) -> None:
     """Tell the user why a job has no result, under the message that asked for it."""
     if update.effective_message is not None:
-        await update.effective_message.reply_text(text.error_text(failure))
+        await update.effective_message.reply_text(texts.error_text(lang, failure))
 
 
-async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, outcome: m.Outcome | None) -> None:
+async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: Lang, outcome: m.Outcome | None) -> None:
     """The album of destinations, then one message with the 👍 and More ▶ buttons (albums cannot carry buttons)."""
     if isinstance(outcome, m.Failure):
-        await _fail(update, outcome)
+        await _fail(update, lang, outcome)
         return
     svc = services(context)
     chat, message = update.effective_chat, update.effective_message
     if not isinstance(outcome, m.Album) or chat is None or not outcome.items:
         return
-    captions = text.group_caption if outcome.group else text.caption
+    captions = partial(texts.group_caption if outcome.group else texts.caption, lang)
     reply_to = message.message_id if message is not None and update.callback_query is None else None
     try:
         shown = await send_album(
@@ -289,13 +410,13 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, outcome: m.O
         logger.exception("sending the album to chat %s failed", chat.id)
         raise
     if not shown:
-        await context.bot.send_message(chat.id, text.FAILED)
+        await context.bot.send_message(chat.id, lang.gettext(texts.FAILED))
         return
     await context.bot.send_message(
         chat.id,
-        text.after_album(outcome),
-        reply_markup=text.album_keyboard(
-            outcome.page_id, len(shown), first_rank=outcome.first_rank, more=outcome.remaining > 0
+        texts.after_album(lang, hints=outcome.hints, members=outcome.members, remaining=outcome.remaining),
+        reply_markup=texts.album_keyboard(
+            lang, outcome.page_id, len(shown), first_rank=outcome.first_rank, more=outcome.remaining > 0
         ),
     )
 
@@ -304,7 +425,11 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
     """Logs the error first, then tells the user something useful if there is a user to tell."""
     logger.error("exception while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
+        svc: Services | None = context.bot_data.get("services")
+        # Not user_lang: Redis may be what failed. The app's language is right for nearly everyone; before
+        # post_init there is no translator, and the msgid is the English sentence.
+        sorry = app_lang(update, svc.translator).gettext(texts.INTERNAL_ERROR) if svc else texts.INTERNAL_ERROR
         try:
-            await context.bot.send_message(update.effective_chat.id, text.SOMETHING_WENT_WRONG)
+            await context.bot.send_message(update.effective_chat.id, sorry)
         except TelegramError:
             logger.warning("could not tell chat %s about the error", update.effective_chat.id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from telegram import BotCommand, Update
+from telegram import Bot, Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -20,8 +20,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot import handlers
+from bot import handlers, texts
 from bot.album import CatalogPhotos
+from bot.i18n import Translator
 from bot.ratelimit import PhotoRateLimit
 from bot.settings import BotSettings
 from contract.client import ClientLimits, JobClient
@@ -29,16 +30,6 @@ from contract.connect import connect
 from recommender.errors import UserError
 
 logger = logging.getLogger(__name__)
-
-COMMANDS = [
-    BotCommand("start", "What I do and what I store"),
-    BotCommand("help", "How to use me"),
-    BotCommand("more", "The next best destinations"),
-    BotCommand("like", "Like result n of the last album"),
-    BotCommand("likes", "Places you liked"),
-    BotCommand("suggest", "Places for the whole group (or for a photo you reply to)"),
-    BotCommand("forget", "Delete everything I keep about you"),
-]
 
 
 class ConfigurationError(UserError, ValueError):
@@ -67,6 +58,13 @@ def redact_token_in_logs(token: str) -> None:
         handler.addFilter(RedactToken(token))
 
 
+async def set_commands(bot: Bot, translator: Translator) -> None:
+    """The "/" menu in every language, for Telegram apps set to it, and in English for everyone else."""
+    await bot.set_my_commands(texts.bot_commands(translator.default))
+    for lang in translator:
+        await bot.set_my_commands(texts.bot_commands(lang), language_code=lang.telegram_code)
+
+
 def build_application(settings: BotSettings) -> Application:
     """The Application with every handler registered: read this to see everything the bot does."""
     if settings.telegram_token is None:
@@ -85,6 +83,7 @@ def build_application(settings: BotSettings) -> Application:
     instance = f"{settings.bot_instance}-{secrets.token_hex(3)}"
 
     async def post_init(application: Application) -> None:
+        translator = Translator.load()  # once per process: every handler shares it through Services
         redis = connect(settings.redis_url)
         jobs = JobClient(
             redis,
@@ -98,8 +97,9 @@ def build_application(settings: BotSettings) -> Application:
             jobs=jobs,
             photos=CatalogPhotos(settings.catalog_dir, redis),
             rate_limit=PhotoRateLimit(redis, per_minute=settings.photos_per_minute),
+            translator=translator,
         )
-        await application.bot.set_my_commands(COMMANDS)
+        await set_commands(application.bot, translator)
         logger.info("bot @%s ready (reply list %s)", application.bot.username, instance)
 
     async def post_stop(application: Application) -> None:
@@ -134,6 +134,7 @@ def build_application(settings: BotSettings) -> Application:
     application.add_handler(CommandHandler("likes", handlers.likes_command))
     application.add_handler(CommandHandler("forget", handlers.forget_command))
     application.add_handler(CommandHandler("suggest", handlers.suggest_command))
+    application.add_handler(CommandHandler("language", handlers.language_command))
     application.add_handler(MessageHandler(private & (filters.PHOTO | image_document), handlers.photo))
     application.add_handler(MessageHandler(groups & (filters.PHOTO | image_document), handlers.group_photo))
     application.add_handler(MessageHandler(private & filters.Document.ALL, handlers.not_an_image))

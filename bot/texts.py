@@ -18,6 +18,7 @@ from typing import Final, Protocol
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import N_, NN_, Lang
+from contract import messages as m
 
 CAPTION_LIMIT: Final = 1024  # Bot API limit for a photo caption
 MEGABYTE: Final = 1024 * 1024
@@ -144,6 +145,8 @@ LANGUAGE_SET: Final = N_("Language set to {language}.")
 # Translators: {code} is what the user typed; {languages} lists the codes and names ("de (Deutsch), fr (Français)").
 LANGUAGE_UNKNOWN: Final = N_('I don\'t speak "{code}" yet. I can speak: {languages}.')
 LANGUAGE_AUTO: Final = N_("I'll follow your Telegram app's language again.")
+# Translators: a button label under the /language question: speak whatever language the user's Telegram app uses.
+LANGUAGE_AUTO_BUTTON: Final = N_("🌐 Automatic")
 
 # --- maps, distance and regions -------------------------------------------------------------------------------------
 
@@ -187,15 +190,26 @@ COMMAND_DESCRIPTIONS: Final = {
     "nearby": N_("Favour places near you (or /nearby off)"),
     "where": N_("Only show places in a region (or /where off)"),
 }
-# What the bot registers today; /language, /nearby and /where join once their handlers exist.
-COMMANDS: Final = ("start", "help", "more", "like", "likes", "suggest", "forget")
+# What the bot registers today; /nearby and /where join once their handlers exist.
+COMMANDS: Final = ("start", "help", "more", "like", "likes", "suggest", "forget", "language")
+
+# The sentence for each way a job can fail, other than a refused photo (see `error_text`).
+ERRORS: Final = {
+    m.ErrorCode.EXPIRED: TIMED_OUT,
+    m.ErrorCode.FAILED: FAILED,
+    m.ErrorCode.NO_RESULTS_YET: NO_RESULTS_YET,
+    m.ErrorCode.NOTHING_LEFT: NOTHING_LEFT,
+    m.ErrorCode.UNKNOWN_DESTINATION: UNKNOWN_DESTINATION,
+    m.ErrorCode.NO_GROUP_TASTE: NO_GROUP_TASTE,
+    m.ErrorCode.NEED_LOCATION: NEARBY_NEEDS_LOCATION,
+}
 
 
 # --- sentences put together from parts ------------------------------------------------------------------------------
 
 
 class Shown(Protocol):
-    """What the composite texts read from a destination (worker.protocol.Item has these fields)."""
+    """What the composite texts read from a destination (contract.messages.Item has these fields)."""
 
     @property
     def name(self) -> str: ...
@@ -207,6 +221,8 @@ class Shown(Protocol):
     def score(self) -> float: ...
     @property
     def credit(self) -> str: ...
+    @property
+    def licence(self) -> str: ...
     @property
     def fits(self) -> Sequence[str]: ...
 
@@ -243,9 +259,19 @@ def group_caption(lang: Lang, rank: int, item: Shown) -> str:
     return _with_credit(line, item)
 
 
+def photo_credit(item: Shown) -> str:
+    """Author and licence, each once (open-data catalogs already name the licence in the credit).
+
+    Language-neutral: names and licence names are shown as the catalog spells them.
+    """
+    if item.licence and item.licence.lower() not in item.credit.lower():
+        return ", ".join(part for part in (item.credit, item.licence) if part)
+    return item.credit
+
+
 def _with_credit(line: str, item: Shown) -> str:
-    if item.credit:
-        line += f"\n📷 {item.credit}"
+    if item.credit or item.licence:
+        line += f"\n📷 {photo_credit(item)}"
     return line[:CAPTION_LIMIT]
 
 
@@ -341,6 +367,28 @@ def image_problem(
     if reason == "bad_aspect":
         return lang.gettext(IMAGE_BAD_ASPECT)
     return lang.gettext(IMAGE_NOT_AN_IMAGE)
+
+
+def bad_image(lang: Lang, rejection: m.ImageRejection) -> str:
+    """Why a photo could not be used, with the limit it broke; never a path or an exception's text."""
+    # A limit of 0 means the worker did not say (the contract's default): then image_problem's defaults apply.
+    limits = {"max_bytes": rejection.max_bytes, "max_pixels": rejection.max_pixels, "min_side": rejection.min_side}
+    return image_problem(lang, rejection.reason, kind=rejection.format, **{k: v for k, v in limits.items() if v})
+
+
+def error_text(lang: Lang, failure: m.Failure) -> str:
+    """A sentence for the user for every way a job can fail (a newer worker's unknown code gets FAILED's)."""
+    if failure.code is m.ErrorCode.BAD_IMAGE and failure.image is not None:
+        return bad_image(lang, failure.image)
+    return lang.gettext(ERRORS.get(failure.code, FAILED))
+
+
+def language_keyboard(lang: Lang, languages: Iterable[Lang]) -> InlineKeyboardMarkup:
+    """One button per language under its own name (two to a row), then "automatic" in the user's language."""
+    buttons = [InlineKeyboardButton(other.name, callback_data=f"lang:{other.code}") for other in languages]
+    rows: list[Sequence[InlineKeyboardButton]] = [buttons[n : n + 2] for n in range(0, len(buttons), 2)]
+    rows.append([InlineKeyboardButton(lang.gettext(LANGUAGE_AUTO_BUTTON), callback_data="lang:auto")])
+    return InlineKeyboardMarkup(rows)
 
 
 def language_unknown(lang: Lang, code: str, languages: Iterable[Lang]) -> str:

@@ -81,6 +81,14 @@ def chat_region(chat_id: int) -> str:
     return f"{PREFIX}region:{chat_id}"
 
 
+# ---- the user's settings (the bot's own: no TTL, deleted by /forget)
+
+
+def user_language(user_id: int) -> str:
+    """The language the user chose with /language (a language tag such as "de" or "pt_BR")."""
+    return f"{PREFIX}lang:{user_id}"
+
+
 # ---- caches
 
 

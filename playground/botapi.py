@@ -235,8 +235,12 @@ class BotApiStandIn:
 
     # --- the cast ---------------------------------------------------------------------------------------
 
-    def user(self, user_id: int, first_name: str, username: str | None = None) -> SimUser:
-        return self.world.add_user(user_id, first_name, username)
+    def user(self, user_id: int, first_name: str, username: str | None = None, *, language_code: str = "en") -> SimUser:
+        return self.world.add_user(user_id, first_name, username, language_code=language_code)
+
+    def set_language(self, user: SimUser, language_code: str) -> SimUser:
+        """Switches the user's app language, as in Telegram's settings; returns the user as they are now."""
+        return self.world.set_language(user.id, language_code)
 
     def private_chat(self, user: SimUser) -> SimChat:
         return self.world.private_chat(user)

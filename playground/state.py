@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import io
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -111,14 +112,25 @@ class SimWorld:
     def chats(self) -> Mapping[int, SimChat]:
         return dict(self._chats)
 
-    def add_user(self, user_id: int, first_name: str, username: str | None = None) -> SimUser:
+    def add_user(
+        self, user_id: int, first_name: str, username: str | None = None, *, language_code: str = "en"
+    ) -> SimUser:
         if user_id <= 0:
             raise ValueError(f"user ids are positive. Received: user_id={user_id}")
-        user = SimUser(user_id, first_name, username)
+        user = SimUser(user_id, first_name, username, language_code)
         existing = self._users.get(user_id)
         if existing is not None and existing != user:
             raise ValueError(f"user {user_id} already exists as {existing}. Received: {user}")
         self._users[user_id] = user
+        return user
+
+    def set_language(self, user_id: int, language_code: str) -> SimUser:
+        """Switches a user's app language (an IETF tag such as "de" or "pt-br"); later updates carry it."""
+        if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", language_code):
+            raise ValueError(f"a language code is an IETF tag such as de or pt-br. Received: {language_code!r}")
+        user = dataclasses.replace(self._users[user_id], language_code=language_code)
+        self._users[user_id] = user
+        self._publish(WorldEvent("cast", None))
         return user
 
     def private_chat(self, user: SimUser) -> SimChat:
@@ -151,9 +163,12 @@ class SimWorld:
     def is_blocked(self, chat_id: int) -> bool:
         return chat_id in self._blocked
 
-    def _require_user(self, user: SimUser) -> None:
-        if self._users.get(user.id) != user:
+    def _require_user(self, user: SimUser) -> SimUser:
+        """The user as the world knows them now: a test may hold a value from before a language switch."""
+        current = self._users.get(user.id)
+        if current is None or dataclasses.replace(user, language_code=current.language_code) != current:
             raise ValueError(f"unknown user; create it with user() first. Received: {user}")
+        return current
 
     def require_chat(self, chat_id: int) -> SimChat:
         chat = self._chats.get(chat_id)
@@ -162,7 +177,7 @@ class SimWorld:
         return chat
 
     def _require_member(self, chat: SimChat, user: SimUser) -> _Timeline:
-        self._require_user(user)
+        user = self._require_user(user)
         if self._chats.get(chat.id) != chat:
             raise ValueError(f"unknown chat. Received: {chat}")
         if user.id not in chat.members:
@@ -239,6 +254,7 @@ class SimWorld:
 
     def _user_message(self, chat: SimChat, user: SimUser, reply_to: int | None, **content: Any) -> int:
         timeline = self._require_member(chat, user)
+        user = self._users[user.id]  # with the app language it has now
         if reply_to is not None and reply_to not in timeline.index:
             raise ValueError(f"no message {reply_to} in chat {chat.id}. Received: reply_to={reply_to}")
         message = UserMessage(
@@ -280,6 +296,7 @@ class SimWorld:
     def press_button(self, chat: SimChat, user: SimUser, message_id: int, callback_data: str) -> str:
         """Presses an inline button of a bot message; returns the callback query id."""
         self._require_member(chat, user)
+        user = self._users[user.id]  # with the app language it has now
         message = self.entry(chat.id, message_id)
         if not isinstance(message, BotMessage) or message.deleted:
             raise ValueError(f"no bot message {message_id} in chat {chat.id}. Received: message_id={message_id}")

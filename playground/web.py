@@ -7,6 +7,7 @@ Routes:
 - ``GET /api/chats/{chat_id}/messages?since=REV``: a chat's messages added or changed after revision REV
 - ``POST /api/chats/{chat_id}/send``: multipart ``user_id``, ``text``, optional ``photo`` and ``reply_to``
 - ``POST /api/chats/{chat_id}/press``: JSON ``{user_id, message_id, callback_data}``
+- ``POST /api/users/{user_id}/language``: JSON ``{language_code}``, the user's app language ("de", "pt-br")
 - ``GET /api/events``: Server-Sent Events (``chat``, ``action``, ``callback_answer``, ``cast``)
 - ``GET /media/{file_id}``: any stored file (user photos, the bot's photos and documents)
 
@@ -142,7 +143,12 @@ def entry_view(world: SimWorld, entry: ChatEntry) -> JSON:
 
 
 def _user_view(user: SimUser) -> JSON:
-    return {"id": user.id, "first_name": user.first_name, "username": user.username}
+    return {
+        "id": user.id,
+        "first_name": user.first_name,
+        "username": user.username,
+        "language_code": user.language_code,
+    }
 
 
 def _chat_view(chat: SimChat) -> JSON:
@@ -274,6 +280,23 @@ async def press(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "callback_query_id": query_id})
 
 
+async def set_language(request: web.Request) -> web.Response:
+    world = request.app[_WORLD_KEY]
+    try:
+        user_id = int(request.match_info["user_id"])
+        body = await request.json()
+        language_code = str(body["language_code"])
+    except (ValueError, KeyError, TypeError):
+        return _error(400, "Expected JSON {language_code}")
+    if user_id not in world.users:
+        return _error(404, f"No user {user_id} in the playground")
+    try:
+        user = world.set_language(user_id, language_code)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return web.json_response({"ok": True, "user": _user_view(user)})
+
+
 def _sse(event: WorldEvent) -> bytes:
     data = json.dumps({"chat_id": event.chat_id, **event.data})
     return f"event: {event.kind}\ndata: {data}\n\n".encode()
@@ -329,5 +352,6 @@ def add_page_routes(app: web.Application, world: SimWorld, static_dir: Path) -> 
     app.router.add_get("/api/chats/{chat_id}/messages", messages)
     app.router.add_post("/api/chats/{chat_id}/send", send)
     app.router.add_post("/api/chats/{chat_id}/press", press)
+    app.router.add_post("/api/users/{user_id}/language", set_language)
     app.router.add_get("/api/events", events)
     app.router.add_get("/media/{file_id}", media)

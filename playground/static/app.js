@@ -26,6 +26,7 @@
   const ui = {
     userSelect: $("user-select"),
     chatSelect: $("chat-select"),
+    langSelect: $("lang-select"),
     title: $("chat-title"),
     subtitle: $("chat-subtitle"),
     avatar: $("chat-avatar"),
@@ -414,6 +415,7 @@
     }));
     if (!userById(state.userId)) state.userId = state.users.length ? state.users[0].id : null;
     ui.userSelect.value = String(state.userId);
+    renderLanguage();
     const chats = state.chats.filter((c) => c.members.includes(state.userId));
     ui.chatSelect.replaceChildren(...chats.map((c) => {
       const option = el("option", "", chatLabel(c));
@@ -717,7 +719,32 @@
     });
   }
 
+  function renderLanguage() {
+    const user = userById(state.userId);
+    const code = (user && user.language_code) || "en";
+    // A user created with a language the menu does not list still shows it.
+    if (![...ui.langSelect.options].some((o) => o.value === code)) ui.langSelect.append(el("option", "", code));
+    ui.langSelect.value = code;
+    ui.langSelect.disabled = !user;
+  }
+
+  async function setLanguage() {
+    try {
+      const result = await api(`/api/users/${state.userId}/language`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ language_code: ui.langSelect.value }),
+      });
+      const user = userById(state.userId);
+      if (user) user.language_code = result.user.language_code;
+    } catch (err) {
+      showError(err.message);
+      renderLanguage();
+    }
+  }
+
   function bindPickers() {
+    ui.langSelect.addEventListener("change", setLanguage);
     ui.userSelect.addEventListener("change", async () => {
       state.userId = Number(ui.userSelect.value);
       const keep = state.chatId;

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot import messages as text
+from bot import texts
+from bot.i18n import Lang, Translator
 from contract import keys
 from playground.models import BotMessage
 from tests.system import running_system
@@ -19,13 +20,39 @@ from tests.system import running_system
 CAPTION = re.compile(r"^(?P<rank>\d+)\. (?P<name>.+?)(?: — (?P<place>.+?))? · (?P<match>\d+)% match")
 
 
-def names(album: BotMessage) -> list[str]:
+def names(album: BotMessage, lang: Lang | None = None) -> list[str]:
+    """The destinations' names, read from captions in English or (given `lang`) in that language's wording."""
+    patterns = caption_patterns(lang) if lang is not None else [CAPTION]
     found = []
     for caption in album.captions:
-        match = CAPTION.match(caption or "")
-        assert match, f"caption does not read like '1. Name — City, Country · 87% match': {caption!r}"
+        first_line = (caption or "").split("\n")[0]
+        match = next((hit for p in patterns if (hit := p.match(first_line))), None)
+        assert match, f"caption does not read like '1. Name — City, Country · 87% match' in {lang}: {caption!r}"
         found.append(match["name"])
     return found
+
+
+def caption_patterns(lang: Lang) -> list[re.Pattern[str]]:
+    """The caption as `lang` words it (its catalog's templates, its locale's percent), so no test hard-codes German."""
+    percent = re.escape(lang.percent(0.42)).replace("42", r"(?P<match>\d+)")
+    fields = {"rank": r"(?P<rank>\d+)", "name": "(?P<name>.+?)", "place": "(?P<place>.+?)", "percent": percent}
+    patterns = []
+    for message in (texts.CAPTION_WITH_PLACE, texts.CAPTION):
+        template = re.escape(lang.translations.gettext(message))
+        for name, group in fields.items():
+            template = template.replace(re.escape(f"{{{name}}}"), group)
+        patterns.append(re.compile(f"^{template}$"))
+    return patterns
+
+
+async def edited(system, chat, message_id: int) -> BotMessage:
+    """The bot message once the bot has edited it (a button's answer that replaces the question)."""
+    for _ in range(200):
+        message = next(m for m in system.stand_in.bot_messages(chat) if m.message_id == message_id)
+        if message.edit_date is not None:
+            return message
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"message {message_id} was not edited")
 
 
 def jpeg(path: Path, *, size: int | None = None) -> bytes:
@@ -36,6 +63,17 @@ def jpeg(path: Path, *, size: int | None = None) -> bytes:
         out = io.BytesIO()
         picture.save(out, format="JPEG", quality=90)
         return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def translator() -> Translator:
+    return Translator.load()
+
+
+@pytest.fixture(scope="module")
+def en(translator: Translator) -> Lang:
+    """The demo cast's language: the expected replies are rendered through it, as the bot renders them."""
+    return translator.default
 
 
 @pytest.fixture
@@ -118,11 +156,11 @@ async def test_more_three_times_never_repeats_a_place(make_system, query_photos)
         assert len(seen) == 20 == len(set(seen))
 
 
-async def test_more_says_so_when_nothing_is_left(make_system, query_photos) -> None:
+async def test_more_says_so_when_nothing_is_left(make_system, query_photos, en: Lang) -> None:
     async with make_system() as system:
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         (reply,) = await system.say(chat, alice, "/more", replies=1)
-        assert reply.text == text.NO_RESULTS_YET
+        assert reply.text == en.gettext(texts.NO_RESULTS_YET)
 
 
 async def test_group_suggestions_say_whom_each_place_fits(make_system, query_photos) -> None:
@@ -155,7 +193,7 @@ async def test_group_ignores_photos_not_meant_for_the_bot(make_system, query_pho
         assert len(system.stand_in.bot_messages(group)) == 2
 
 
-async def test_bad_inputs_get_a_friendly_reason(make_system, tmp_path) -> None:
+async def test_bad_inputs_get_a_friendly_reason(make_system, tmp_path, en: Lang) -> None:
     from tests.recommender.badimages import write_corpus
 
     async with make_system() as system:
@@ -165,17 +203,17 @@ async def test_bad_inputs_get_a_friendly_reason(make_system, tmp_path) -> None:
             chat, alice, b"%PDF-1.4 not a photo", file_name="plan.pdf", mime_type="application/pdf"
         )
         (reply,) = await system.stand_in.wait_for_bot_messages(chat, 1)
-        assert reply.text == text.NOT_AN_IMAGE
+        assert reply.text == en.gettext(texts.NOT_AN_IMAGE)
         system.stand_in.mark(chat)
         system.stand_in.send_sticker(chat, alice)
         (reply,) = await system.stand_in.wait_for_bot_messages(chat, 1)
-        assert reply.text == text.STICKER
+        assert reply.text == en.gettext(texts.STICKER)
         system.stand_in.mark(chat)
         system.stand_in.send_document(
             chat, alice, b"\xff\xd8" + bytes(21 * 1024 * 1024), file_name="huge.jpg", mime_type="image/jpeg"
         )
         (reply,) = await system.stand_in.wait_for_bot_messages(chat, 1)
-        assert reply.text == text.TOO_BIG
+        assert reply.text == texts.too_big(en)
         corpus = {case.name: case for case in write_corpus(tmp_path)}
         for name in ("truncated_jpeg", "text_named_jpg", "strip_1x20000", "empty"):
             case = corpus[name]
@@ -197,28 +235,28 @@ async def test_bad_inputs_get_a_friendly_reason(make_system, tmp_path) -> None:
             assert album.kind == "media_group", name
 
 
-async def test_a_stopped_worker_gets_an_apology(make_system, query_photos) -> None:
+async def test_a_stopped_worker_gets_an_apology(make_system, query_photos, en: Lang) -> None:
     async with make_system(with_worker=False, reply_timeout_s=2) as system:
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         (reply,) = await system.photo(chat, alice, query_photos[0], replies=1, timeout=15)
-        assert reply.text == text.TIMED_OUT
+        assert reply.text == en.gettext(texts.TIMED_OUT)
 
 
-async def test_a_full_queue_says_busy(make_system, query_photos) -> None:
+async def test_a_full_queue_says_busy(make_system, query_photos, en: Lang) -> None:
     async with make_system(with_worker=False, max_queue=1) as system:
         await system.redis.xadd(keys.JOBS_STREAM, {"v": "1"})
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         (reply,) = await system.photo(chat, alice, query_photos[0], replies=1)
-        assert reply.text == text.BUSY
+        assert reply.text == en.gettext(texts.BUSY)
 
 
-async def test_too_many_photos_a_minute_are_refused_kindly(make_system, query_photos) -> None:
+async def test_too_many_photos_a_minute_are_refused_kindly(make_system, query_photos, en: Lang) -> None:
     async with make_system(photos_per_minute=2) as system:
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         await system.photo(chat, alice, query_photos[0])
         await system.photo(chat, alice, query_photos[1])
         (reply,) = await system.photo(chat, alice, query_photos[2], replies=1)
-        assert reply.text == text.RATE_LIMITED
+        assert reply.text == en.gettext(texts.RATE_LIMITED)
 
 
 async def test_a_429_from_telegram_is_retried(make_system, query_photos) -> None:
@@ -230,7 +268,7 @@ async def test_a_429_from_telegram_is_retried(make_system, query_photos) -> None
         assert system.stand_in.counters().calls("sendMediaGroup") == 2
 
 
-async def test_forget_deletes_likes_after_confirmation(make_system, query_photos) -> None:
+async def test_forget_deletes_likes_after_confirmation(make_system, query_photos, en: Lang) -> None:
     async with make_system() as system:
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         _, buttons = await system.photo(chat, alice, query_photos[4])
@@ -245,11 +283,11 @@ async def test_forget_deletes_likes_after_confirmation(make_system, query_photos
             await asyncio.sleep(0.05)
         assert "1 like" in (system.stand_in.bot_messages(chat)[-1].text or "")
         (likes,) = await system.say(chat, alice, "/likes", replies=1)
-        assert likes.text == text.NO_LIKES
+        assert likes.text == en.gettext(texts.NO_LIKES)
         assert not await system.redis.exists(keys.likes(chat.id, alice.id))
 
 
-async def test_start_help_and_plain_text(make_system) -> None:
+async def test_start_help_and_plain_text(make_system, en: Lang) -> None:
     async with make_system(with_worker=False) as system:
         alice, chat = system.cast.users[0], system.cast.private_chats[0]
         (start,) = await system.say(chat, alice, "/start", replies=1)
@@ -257,7 +295,7 @@ async def test_start_help_and_plain_text(make_system) -> None:
         (helped,) = await system.say(chat, alice, "/help", replies=1)
         assert "/more" in (helped.text or "")
         (nudge,) = await system.say(chat, alice, "hello?", replies=1)
-        assert nudge.text == text.ASK_FOR_PHOTO
+        assert nudge.text == en.gettext(texts.ASK_FOR_PHOTO)
         assert {c["command"] for c in system.stand_in.my_commands()} >= {"start", "more", "like", "suggest"}
 
 
@@ -291,3 +329,44 @@ async def test_a_photo_seen_before_is_not_downloaded_again_and_survives_an_expir
         album, _ = await system.photo(chat, bob, query_photos[6])
         assert album.kind == "media_group" and len(album.items) == 5
         assert system.stand_in.counters().calls("getFile") == downloads + 1
+
+
+async def test_the_bot_speaks_the_users_language_and_remembers_a_choice_until_forget(
+    make_system, query_photos, translator: Translator, en: Lang
+) -> None:
+    de, fr = translator.for_language("de"), translator.for_language("fr")
+    async with make_system() as system:
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        system.stand_in.set_language(alice, "de")
+        # German from Telegram's setting: captions with the locale's percent, the buttons and the text under them.
+        album, buttons = await system.photo(chat, alice, query_photos[0])
+        assert len(names(album, de)) == 5
+        assert buttons.buttons[-1] == (de.gettext(texts.MORE_BUTTON), "more")
+        assert de.gettext(texts.TAP_TO_LIKE) in (buttons.text or "")
+        # /language fr: the choice beats the app's language, for the next album too.
+        (done,) = await system.say(chat, alice, "/language fr", replies=1)
+        assert done.text == fr.gettext(texts.LANGUAGE_SET, language=fr.name)
+        assert await system.redis.get(keys.user_language(alice.id)) == b"fr"
+        album, buttons = await system.photo(chat, alice, query_photos[1])
+        assert buttons.buttons[-1] == (fr.gettext(texts.MORE_BUTTON), "more")
+        assert len(names(album, fr)) == 5
+        # An unknown code changes nothing and says so in the current language.
+        (unknown,) = await system.say(chat, alice, "/language xx", replies=1)
+        assert unknown.text == texts.language_unknown(fr, "xx", translator)
+        # /forget deletes the choice with the likes: the bot follows Telegram's setting (German) again.
+        (question,) = await system.say(chat, alice, "/forget", replies=1)
+        system.stand_in.mark(chat)
+        system.stand_in.press_button(chat, alice, question.message_id, "forget:yes")
+        assert (await edited(system, chat, question.message_id)).text == texts.forgotten(fr, 0)
+        assert not await system.redis.exists(keys.user_language(alice.id))
+        (helped,) = await system.say(chat, alice, "/help", replies=1)
+        assert helped.text == de.gettext(texts.HELP)
+        # A language the bot doesn't speak falls back to English.
+        system.stand_in.set_language(alice, "xx")
+        (helped,) = await system.say(chat, alice, "/help", replies=1)
+        assert helped.text == en.gettext(texts.HELP)
+        menus = {code: system.stand_in.my_commands(language_code=code) for code in ("", "de", "pt")}
+        assert [c["command"] for c in menus[""]] == list(texts.COMMANDS)
+        describe = texts.COMMAND_DESCRIPTIONS
+        assert menus["de"][-1] == {"command": "language", "description": de.gettext(describe["language"])}
+        assert menus["pt"][0]["description"] == translator.languages["pt_BR"].gettext(describe["start"])

@@ -52,6 +52,7 @@ class Place:
     country: str = "Slovenia"
     score: float = 0.42
     credit: str = ""
+    licence: str = ""
     fits: tuple[str, ...] = ()
 
 
@@ -316,6 +317,17 @@ def test_captions_in_english_keep_the_current_wording(translator: Translator) ->
     assert texts.group_caption(en, 1, Place()) == "1. Lake Bled — Bled, Slovenia\nA compromise for everyone"
 
 
+def test_captions_credit_the_author_and_the_licence_each_once(translator: Translator) -> None:
+    en = translator.default
+    both = Place(credit="Jane Doe", licence="CC BY 4.0")
+    assert texts.caption(en, 1, both).endswith("\n📷 Jane Doe, CC BY 4.0")
+    assert texts.group_caption(en, 1, both).endswith("\n📷 Jane Doe, CC BY 4.0")
+    named = Place(credit="Jane Doe (CC BY-SA 4.0)", licence="cc by-sa 4.0")  # open data names it in the credit
+    assert texts.caption(en, 1, named).endswith("\n📷 Jane Doe (CC BY-SA 4.0)")
+    assert texts.caption(en, 1, Place(licence="CC0")).endswith("\n📷 CC0")
+    assert "📷" not in texts.caption(en, 1, Place())
+
+
 def test_a_caption_never_exceeds_telegrams_limit(translator: Translator) -> None:
     long = Place(name="N" * 600, city="C" * 300, country="K" * 300, fits=("A" * 50,) * 20, credit="c" * 300)
     for lang in translator:
@@ -327,7 +339,13 @@ def test_caption_templates_and_buttons_stay_short(translator: Translator) -> Non
     for lang in translator:
         caption = texts.caption(lang, 10, Place(name="", city="", country="", fits=("",)), distance_km=19999.9)
         assert len(caption) <= 100, (lang.code, caption)
-        for label in (texts.MORE_BUTTON, texts.MAP_BUTTON, texts.FORGET_YES, texts.FORGET_NO):
+        for label in (
+            texts.MORE_BUTTON,
+            texts.MAP_BUTTON,
+            texts.FORGET_YES,
+            texts.FORGET_NO,
+            texts.LANGUAGE_AUTO_BUTTON,
+        ):
             assert 1 <= len(lang.gettext(label)) <= 24, (lang.code, lang.gettext(label))
 
 
@@ -370,14 +388,21 @@ def test_every_image_problem_has_its_own_sentence_in_every_language(translator: 
     from recommender.images import ImageProblem
 
     assert {problem.value for problem in ImageProblem} == {*IMAGE_REASONS, "not_an_image"}
-    source = (REPO / "bot" / "messages.py").read_text()  # the English sentences the bot says today
     for lang in translator:
         sentences = [texts.image_problem(lang, reason, kind="HEIC") for reason in IMAGE_REASONS]
         sentences += [texts.image_problem(lang, "not_an_image", kind="SVG"), texts.image_problem(lang, "not_an_image")]
         assert len(set(sentences)) == len(sentences), lang.code
     en = translator.default
-    for reason in ("empty", "corrupt", "bad_aspect"):  # no values: the English is exactly what the worker says today
-        assert texts.image_problem(en, reason) in source
+    # No values: the English is exactly what the bot said before the translation layer (bot/messages.py).
+    assert texts.image_problem(en, "empty") == "That file is empty — please send a photo."
+    assert (
+        texts.image_problem(en, "corrupt")
+        == "That image looks damaged — it couldn't be decoded. Please try another photo."
+    )
+    assert (
+        texts.image_problem(en, "bad_aspect")
+        == "That image is an unusual shape (a very long strip); please send an ordinary photo."
+    )
     assert (
         texts.image_problem(en, "too_large_bytes") == "That photo is too large (over 20 MB). Please send a smaller one."
     )

@@ -5,17 +5,23 @@ Screenshots land in ``test-artifacts/playground/`` (git-ignored) for a human to 
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from playwright.async_api import Browser, Page, expect
+from redis.asyncio import Redis
 
+from bot import texts
+from bot.i18n import Translator
 from playground.botapi import BotApiStandIn
 from playground.cast import GROUP_CHAT_ID, Cast
 from tests.playground.conftest import ARTIFACTS
 from tests.playground.echo_bot import ALBUM
+from tests.redis_server import RedisServer
+from tests.system import running_system
 
 pytestmark = pytest.mark.browser
 
@@ -122,4 +128,52 @@ async def test_chat_flow(
         await shot("4-error")
     finally:
         await context.close()
+    assert page_errors == []
+
+
+async def test_picking_a_language_makes_the_real_bot_answer_in_it(
+    browser: Browser, redis: Redis, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    de = Translator.load().for_language("de")
+    # The real bot without a worker: /help needs none, and the reply's language is all this checks.
+    async with running_system(
+        redis=redis,
+        redis_server=redis_server,
+        catalog=tmp_path,
+        index_dir=tmp_path,
+        extractor=None,  # type: ignore[arg-type]
+        with_worker=False,
+    ) as system:
+        context = await browser.new_context(viewport=VIEWPORTS["phone"])
+        page = await context.new_page()
+        page.set_default_timeout(UI_TIMEOUT_MS)
+        expect.set_options(timeout=UI_TIMEOUT_MS)
+        page_errors: list[str] = []
+        page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+        alice = system.cast.users[0]
+        try:
+            await page.goto(system.stand_in.url)
+            await expect(page.locator("body[data-ready=true]")).to_have_count(1)
+            await page.select_option("[data-testid=user-select]", str(alice.id))
+            await page.select_option("[data-testid=chat-select]", str(system.cast.private_chats[0].id))
+            await expect(page.get_by_test_id("lang-select")).to_have_value("en")
+            await page.select_option("[data-testid=lang-select]", "de")
+            for _ in range(100):  # the page's POST lands before the message is typed, as a person's would
+                if system.stand_in.world.users[alice.id].language_code == "de":
+                    break
+                await asyncio.sleep(0.05)
+            assert system.stand_in.world.users[alice.id].language_code == "de"
+            await page.get_by_test_id("composer-input").fill("/help")
+            await page.get_by_test_id("composer-input").press("Enter")
+            reply = page.locator("[data-testid=message][data-from=bot]").last
+            await expect(reply.get_by_test_id("message-text")).to_have_text(de.gettext(texts.HELP))
+            # Another user keeps their own language, and the picker follows whoever you are.
+            await page.select_option("[data-testid=user-select]", str(system.cast.users[1].id))
+            await expect(page.get_by_test_id("lang-select")).to_have_value("en")
+            await page.select_option("[data-testid=user-select]", str(alice.id))
+            await expect(page.get_by_test_id("lang-select")).to_have_value("de")
+            await assert_no_horizontal_scroll(page, VIEWPORTS["phone"]["width"])
+            await page.screenshot(path=str(ARTIFACTS / "phone-5-language.png"))
+        finally:
+            await context.close()
     assert page_errors == []

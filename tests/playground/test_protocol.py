@@ -312,3 +312,23 @@ async def test_group_privacy_mode() -> None:
         ]
     assert texts == ["/suggest", "hey @wanderlens_bot what now"]
     assert [e.delivered for e in stand_in.timeline(group)] == [False, True, True, False]
+
+
+async def test_a_language_switch_reaches_the_bot_in_from_language_code(
+    stand_in: BotApiStandIn, http: httpx.AsyncClient, cast: Cast
+) -> None:
+    chat, alice = cast.private_chats[0], cast.users[0]
+    stand_in.send_text(chat, alice, "before")
+    async with httpx.AsyncClient(base_url=stand_in.url, timeout=10) as page:
+        response = await page.post(f"/api/users/{alice.id}/language", json={"language_code": "de-AT"})
+        assert response.json() == {"ok": True, "user": {**response.json()["user"], "language_code": "de-AT"}}
+        refused = await page.post(f"/api/users/{alice.id}/language", json={"language_code": "<script>"})
+        assert refused.status_code == 400 and "IETF" in refused.json()["error"]
+        assert (await page.post("/api/users/999/language", json={"language_code": "de"})).status_code == 404
+        users = (await page.get("/api/state")).json()["users"]
+    assert {u["id"]: u["language_code"] for u in users}[alice.id] == "de-AT"
+    # The SimUser the test holds is from before the switch: it still works, and the update carries the new language.
+    stand_in.send_text(chat, alice, "after")
+    _, body = await call(http, "getUpdates")
+    assert [u["message"]["from"]["language_code"] for u in body["result"]] == ["en", "de-AT"]
+    assert stand_in.set_language(alice, "fr").language_code == "fr"

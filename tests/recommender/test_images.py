@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import pickle
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.messages import bad_image
+from bot.i18n import Lang, Translator
+from bot.texts import bad_image
 from recommender.images import (
     DEFAULT_MAX_PIXELS,
     ImageLimits,
@@ -45,9 +47,14 @@ REASONS = {
 }
 
 
+@functools.cache
+def english() -> Lang:
+    return Translator.load().default
+
+
 def worded(error: UnsupportedImage) -> str:
-    """What the user is told about this photo: the bot's sentence for the worker's rejection."""
-    return bad_image(image_rejection(error))
+    """What the user is told about this photo (in English): the bot's sentence for the worker's rejection."""
+    return bad_image(english(), image_rejection(error))
 
 
 @pytest.fixture(scope="module")
