@@ -61,7 +61,7 @@ _BORDER_BLACK = 20.0
 
 
 class ImageProblem(StrEnum):
-    """Why a photo was refused: a stable code that the bot words for the user (``bot.messages``)."""
+    """Why a photo was refused: a stable code that the bot words for the user (``bot.texts``)."""
 
     EMPTY = "empty"
     TOO_LARGE_BYTES = "too_large_bytes"
