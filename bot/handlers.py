@@ -10,11 +10,20 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from functools import partial
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from telegram import CallbackQuery, Document, Message, PhotoSize, Update, User
+from telegram import (
+    CallbackQuery,
+    Document,
+    KeyboardButton,
+    Message,
+    PhotoSize,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+    User,
+)
 from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -24,12 +33,14 @@ from bot.album import CatalogPhotos, send_album
 from bot.i18n import SUPPORTED_LANGUAGES, Lang, Translator
 from bot.ratelimit import PhotoRateLimit
 from bot.settings import BotSettings
-from contract import keys
+from contract import codec, keys
 from contract import messages as m
 from contract.client import ChatBusy, JobClient, QueueFull
+from recommender.geo import parse_region, valid_location
 
 logger = logging.getLogger(__name__)
 
+MAX_REGION_TEXT = 100  # what /where keeps of what was typed
 BOT_API_DOWNLOAD_LIMIT = texts.BOT_DOWNLOAD_LIMIT
 SUGGEST = re.compile(r"^/suggest(@\w+)?(\s|$)", re.IGNORECASE)
 
@@ -164,7 +175,9 @@ async def suggest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if not is_group(update):
         await message.reply_text(lang.gettext(texts.ASK_FOR_PHOTO))  # type: ignore[union-attr]
         return
-    request = m.GroupSuggest(services(context).settings.album_size)
+    svc = services(context)
+    _, region = await _scope(svc, None, update.effective_chat.id)  # type: ignore[union-attr]
+    request = m.GroupSuggest(svc.settings.album_size, region=region)
     await _show(update, context, lang, await _ask(update, context, lang, request))
 
 
@@ -200,6 +213,104 @@ async def _set_language(svc: Services, user: User, tag: str) -> str:
 async def _follow_telegram(svc: Services, user: User) -> str:
     await svc.redis.delete(keys.user_language(user.id))
     return svc.translator.for_language(user.language_code).gettext(texts.LANGUAGE_AUTO)
+
+
+# --------------------------------------------------------------------------------------------- places
+
+
+async def location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A shared location: later rankings favour places near it, until /nearby off (or /forget)."""
+    svc, lang = services(context), await user_lang(update, context)
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None or message.location is None:
+        return
+    at = message.location
+    done = ReplyKeyboardRemove() if not is_group(update) else None
+    if not valid_location(at.latitude, at.longitude):
+        await message.reply_text(lang.gettext(texts.BAD_LOCATION), reply_markup=done)
+        return
+    stored = codec.location_json(m.Location(at.latitude, at.longitude))
+    await svc.redis.set(keys.user_location(user.id), stored)
+    await message.reply_text(lang.gettext(texts.LOCATION_SAVED), reply_markup=done)
+
+
+async def nearby_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/nearby: favour places near the user's shared location (asks for it first); /nearby off: not any more."""
+    svc, lang = services(context), await user_lang(update, context)
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    if context.args and context.args[0].lower() in ("off", "stop", "no"):
+        await svc.redis.delete(keys.user_location(user.id))
+        await message.reply_text(lang.gettext(texts.DISTANCE_OFF))
+        return
+    if await svc.redis.exists(keys.user_location(user.id)):
+        await message.reply_text(lang.gettext(texts.LOCATION_SAVED))
+        return
+    # In a private chat a button can ask Telegram for the location; groups get the sentence alone.
+    ask = None
+    if not is_group(update):
+        button = KeyboardButton(lang.gettext(texts.SHARE_LOCATION_BUTTON), request_location=True)
+        ask = ReplyKeyboardMarkup([[button]], resize_keyboard=True, one_time_keyboard=True)
+    await message.reply_text(lang.gettext(texts.NEARBY_NEEDS_LOCATION), reply_markup=ask)
+
+
+async def where_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/where Italy (a country, a continent, "within 300 km"): only places there, until /where off."""
+    svc, lang = services(context), await user_lang(update, context)
+    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+    if message is None or chat is None or user is None:
+        return
+    typed = " ".join(context.args or ()).strip()
+    if not typed:
+        await message.reply_text(lang.gettext(texts.WHERE_USAGE))
+        return
+    if typed.lower() in ("off", "everywhere", "anywhere"):
+        await svc.redis.delete(keys.chat_region(chat.id))
+        await message.reply_text(lang.gettext(texts.WHERE_OFF))
+        return
+    near, _ = await _scope(svc, user.id, None)
+    outcome = await _ask(update, context, lang, m.CheckRegion(typed[:MAX_REGION_TEXT], near=near))
+    if isinstance(outcome, m.RegionFound):
+        await svc.redis.set(keys.chat_region(chat.id), typed[:MAX_REGION_TEXT])
+        await message.reply_text(texts.region_set(lang, outcome.label, parse_region(typed)))
+    elif isinstance(outcome, m.Failure):
+        await message.reply_text(texts.region_failure(lang, outcome.code, typed, parse_region(typed)))
+
+
+async def _scope(svc: Services, user_id: int | None, chat_id: int | None) -> tuple[m.Location | None, str]:
+    """The user's shared location and the chat's /where region, as stored; a Redis blink means neither."""
+    try:
+        raw_location = await svc.redis.get(keys.user_location(user_id)) if user_id is not None else None
+        raw_region = await svc.redis.get(keys.chat_region(chat_id)) if chat_id is not None else None
+        near = codec.location_from_json(raw_location) if raw_location else None
+    except (RedisError, codec.ProtocolError) as error:
+        logger.warning("could not read the location or region (%s); ranking without them", error)
+        return None, ""
+    return near, raw_region.decode() if isinstance(raw_region, bytes) else (raw_region or "")
+
+
+async def _show_on_map(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, lang: Lang, query: CallbackQuery, page_id: str, position: str
+) -> None:
+    """A 📍 button: the place as a venue (a pin Telegram opens in its map), or why it cannot be one."""
+    chat = update.effective_chat
+    if not position.isdigit() or chat is None:
+        await query.answer()
+        return
+    outcome = await _ask(update, context, lang, m.Locate(page_id, int(position)))
+    if isinstance(outcome, m.Failure):
+        await query.answer(texts.error_text(lang, outcome))
+        return
+    if not isinstance(outcome, m.Located):
+        return
+    item = outcome.item
+    if item.lat is None or item.lon is None:
+        await query.answer(lang.gettext(texts.NO_COORDINATES, name=texts.local_name(lang, item)))
+        return
+    await query.answer()
+    name = texts.local_name(lang, item)
+    await context.bot.send_venue(chat.id, item.lat, item.lon, title=name, address=texts.place(item, lang) or name)
 
 
 # --------------------------------------------------------------------------------------------- photos
@@ -264,6 +375,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif data == "forget:no":
         await query.answer()
         await query.edit_message_text(lang.gettext(texts.FORGET_CANCELLED))
+    elif data.startswith("map:"):
+        _, page_id, position = data.split(":", 2)
+        await _show_on_map(update, context, lang, query, page_id, position)
     elif data.startswith("lang:"):
         await _language_button(update, context, query, data.removeprefix("lang:"))
     else:
@@ -340,7 +454,8 @@ async def _recommend(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: L
         await message.reply_text(texts.too_big(lang))
         return
     await context.bot.send_chat_action(chat.id, ChatAction.UPLOAD_PHOTO)
-    request = m.Recommend(svc.settings.album_size, file_unique_id=media.file_unique_id)
+    near, region = await _scope(svc, user.id, chat.id)
+    request = m.Recommend(svc.settings.album_size, file_unique_id=media.file_unique_id, near=near, region=region)
     photo_bytes: bytes | None = None
     if not await svc.jobs.has_cached_photo(media.file_unique_id):
         photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
@@ -400,7 +515,12 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: Lang, 
     chat, message = update.effective_chat, update.effective_message
     if not isinstance(outcome, m.Album) or chat is None or not outcome.items:
         return
-    captions = partial(texts.group_caption if outcome.group else texts.caption, lang)
+
+    def captions(rank: int, item: m.Item) -> str:
+        if outcome.group:
+            return texts.group_caption(lang, rank, item)
+        return texts.caption(lang, rank, item, distance_km=item.distance_km)
+
     reply_to = message.message_id if message is not None and update.callback_query is None else None
     try:
         shown = await send_album(
@@ -412,11 +532,28 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: Lang, 
     if not shown:
         await context.bot.send_message(chat.id, lang.gettext(texts.FAILED))
         return
+    # The 👍 and 📍 buttons name positions on the worker's page, which counts every item, shown or not.
+    on_map = [outcome.items.index(item) + 1 for item in shown if item.lat is not None and item.lon is not None]
+    closest = None
+    if outcome.group and outcome.near:
+        closest = min((i for i in shown if i.distance_km is not None), key=lambda i: i.distance_km, default=None)
     await context.bot.send_message(
         chat.id,
-        texts.after_album(lang, hints=outcome.hints, members=outcome.members, remaining=outcome.remaining),
+        texts.after_album(
+            lang,
+            hints=outcome.hints,
+            members=outcome.members,
+            remaining=outcome.remaining,
+            closest=closest,
+            closest_km=closest.distance_km if closest is not None else None,
+        ),
         reply_markup=texts.album_keyboard(
-            lang, outcome.page_id, len(shown), first_rank=outcome.first_rank, more=outcome.remaining > 0
+            lang,
+            outcome.page_id,
+            len(shown),
+            first_rank=outcome.first_rank,
+            more=outcome.remaining > 0,
+            on_map=on_map,
         ),
     )
 

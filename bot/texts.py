@@ -19,6 +19,7 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import N_, NN_, Lang
 from contract import messages as m
+from recommender.geo import Region, country_code
 
 CAPTION_LIMIT: Final = 1024  # Bot API limit for a photo caption
 MEGABYTE: Final = 1024 * 1024
@@ -174,6 +175,13 @@ WHERE_USAGE: Final = N_("/where needs a place after it — e.g. /where Italy, /w
 WHERE_OFF: Final = N_("No region filter any more.")
 # Translators: in a group, after an album: the place with the least travel for everyone who shared a location.
 GROUP_CLOSEST: Final = N_("📍 Closest to all of you: {name}, {distance} away on average.")
+# Translators: {region} is a country or a continent the bot knows, but the catalog has no destination there.
+WHERE_EMPTY: Final = N_("I know {region}, but I have no places there yet. Try a neighbouring country or a continent.")
+REGION_NOT_USABLE: Final = N_(
+    "None of my places are in the region you chose with /where. Send /where off to search everywhere again."
+)
+# Translators: a button under the message that asks for the location; Telegram sends the location when pressed.
+SHARE_LOCATION_BUTTON: Final = N_("📍 Share my location")
 
 # --- the command menu (setMyCommands, one list per language_code) ---------------------------------------------------
 
@@ -190,8 +198,8 @@ COMMAND_DESCRIPTIONS: Final = {
     "nearby": N_("Favour places near you (or /nearby off)"),
     "where": N_("Only show places in a region (or /where off)"),
 }
-# What the bot registers today; /nearby and /where join once their handlers exist.
-COMMANDS: Final = ("start", "help", "more", "like", "likes", "suggest", "forget", "language")
+# What the bot registers, in the order of the "/" menu.
+COMMANDS: Final = ("start", "help", "more", "like", "likes", "suggest", "nearby", "where", "forget", "language")
 
 # The sentence for each way a job can fail, other than a refused photo (see `error_text`).
 ERRORS: Final = {
@@ -202,6 +210,8 @@ ERRORS: Final = {
     m.ErrorCode.UNKNOWN_DESTINATION: UNKNOWN_DESTINATION,
     m.ErrorCode.NO_GROUP_TASTE: NO_GROUP_TASTE,
     m.ErrorCode.NEED_LOCATION: NEARBY_NEEDS_LOCATION,
+    m.ErrorCode.UNKNOWN_REGION: REGION_NOT_USABLE,
+    m.ErrorCode.EMPTY_REGION: REGION_NOT_USABLE,
 }
 
 
@@ -225,19 +235,35 @@ class Shown(Protocol):
     def licence(self) -> str: ...
     @property
     def fits(self) -> Sequence[str]: ...
+    @property
+    def names(self) -> Sequence[m.LocalName]: ...
 
 
-def place(item: Shown) -> str:
-    """`City, Country` (either may be missing): catalog data, shown as the catalog spells it."""
-    return ", ".join(part for part in (item.city, item.country) if part)
+def local_name(lang: Lang, item: Shown) -> str:
+    """The destination's name in the user's language where the catalog has it (name:de, name:pt_br), else its own."""
+    names = {entry.language.lower(): entry.name for entry in item.names}
+    code = lang.code.lower()
+    return names.get(code) or names.get(code.split("_")[0]) or item.name
+
+
+def country_name(lang: Lang, country: str) -> str:
+    """A country as the user's language writes it ("Italy" -> "Italien"), when it is one CLDR knows."""
+    code = country_code(country) if country else None
+    return lang.locale.territories.get(code, country) if code else country
+
+
+def place(item: Shown, lang: Lang | None = None) -> str:
+    """`City, Country` (either may be missing); the country in the user's language when it is a known one."""
+    country = country_name(lang, item.country) if lang is not None else item.country
+    return ", ".join(part for part in (item.city, country) if part)
 
 
 def caption(lang: Lang, rank: int, item: Shown, *, distance_km: float | None = None) -> str:
     """`1. Name — City, Country · 87% match · 1,240 km away`, then whom it fits (groups) and the photo credit."""
-    where = place(item)
+    where = place(item, lang)
     values = {
         "rank": lang.number(rank),
-        "name": item.name,
+        "name": local_name(lang, item),
         "place": where,
         "percent": lang.percent(max(0.0, item.score)),
     }
@@ -251,9 +277,12 @@ def caption(lang: Lang, rank: int, item: Shown, *, distance_km: float | None = N
 
 def group_caption(lang: Lang, rank: int, item: Shown) -> str:
     """Group suggestions rank by fit, not by similarity to a photo, so they show whom they suit instead."""
-    where = place(item)
+    where = place(item, lang)
     line = lang.gettext(
-        GROUP_CAPTION_WITH_PLACE if where else GROUP_CAPTION, rank=lang.number(rank), name=item.name, place=where
+        GROUP_CAPTION_WITH_PLACE if where else GROUP_CAPTION,
+        rank=lang.number(rank),
+        name=local_name(lang, item),
+        place=where,
     )
     line += "\n" + (lang.gettext(FITS, names=lang.and_list(item.fits)) if item.fits else lang.gettext(COMPROMISE))
     return _with_credit(line, item)
@@ -275,23 +304,55 @@ def _with_credit(line: str, item: Shown) -> str:
     return line[:CAPTION_LIMIT]
 
 
-def after_album(lang: Lang, *, hints: Sequence[str] = (), members: Sequence[str] = (), remaining: int = 0) -> str:
-    """The message under an album: what the photo looks like, whom it is for (groups), how to like, what is left."""
+def region_set(lang: Lang, label: str, region: Region | None) -> str:
+    """The confirmation of /where: the country in the user's language, or the radius formatted for them."""
+    if region is not None and region.radius_km is not None:
+        return lang.gettext(WHERE_SET_RADIUS, distance=lang.distance_km(region.radius_km))
+    return lang.gettext(WHERE_SET, region=country_name(lang, label))
+
+
+def region_failure(lang: Lang, code: m.ErrorCode, typed: str, region: Region | None) -> str:
+    """Why /where changed nothing: an unknown region, one without places, or a radius without a location."""
+    if code is m.ErrorCode.UNKNOWN_REGION:
+        return lang.gettext(WHERE_UNKNOWN, region=typed)
+    if code is m.ErrorCode.EMPTY_REGION:
+        return lang.gettext(WHERE_EMPTY, region=country_name(lang, region.label) if region is not None else typed)
+    return error_text(lang, m.Failure(code))
+
+
+def after_album(
+    lang: Lang,
+    *,
+    hints: Sequence[str] = (),
+    members: Sequence[str] = (),
+    remaining: int = 0,
+    closest: Shown | None = None,
+    closest_km: float | None = None,
+) -> str:
+    """The message under an album: what the photo looks like, whom it is for (groups), the place closest to the
+    group, how to like, what is left."""
     lines = []
     if hints:
         lines.append(lang.gettext(LOOKS_LIKE, hints=", ".join(hints)))
     if members:
         lines.append(lang.gettext(PLACES_FOR, names=lang.and_list(members)))
+    if closest is not None and closest_km is not None:
+        lines.append(lang.gettext(GROUP_CLOSEST, name=local_name(lang, closest), distance=lang.distance_km(closest_km)))
     lines.append(lang.gettext(TAP_TO_LIKE))
     if remaining:
         lines.append(lang.plural(MORE_WAITING, remaining, button=lang.gettext(MORE_BUTTON)))
     return "\n".join(lines)
 
 
-def album_keyboard(lang: Lang, page_id: str, count: int, *, first_rank: int, more: bool) -> InlineKeyboardMarkup:
-    """👍1 … 👍n (language-neutral), then More ▶ in the user's language."""
+def album_keyboard(
+    lang: Lang, page_id: str, count: int, *, first_rank: int, more: bool, on_map: Sequence[int] = ()
+) -> InlineKeyboardMarkup:
+    """👍1 … 👍n and 📍n for the places with coordinates (``on_map``: 1-based positions), then More ▶."""
     likes = [InlineKeyboardButton(f"👍{first_rank + n}", callback_data=f"like:{page_id}:{n + 1}") for n in range(count)]
     rows: list[Sequence[InlineKeyboardButton]] = [likes]
+    if on_map:
+        pins = [InlineKeyboardButton(f"📍{first_rank + n - 1}", callback_data=f"map:{page_id}:{n}") for n in on_map]
+        rows.append(pins)
     if more:
         rows.append([InlineKeyboardButton(lang.gettext(MORE_BUTTON), callback_data="more")])
     return InlineKeyboardMarkup(rows)
@@ -299,11 +360,12 @@ def album_keyboard(lang: Lang, page_id: str, count: int, *, first_rank: int, mor
 
 def liked(lang: Lang, item: Shown, total: int, *, who: str | None = None) -> str:
     """The confirmation of a like; in a group it names who liked it, since everyone sees it."""
-    where = place(item)
+    where = place(item, lang)
     if who:
-        first = lang.gettext(WHO_LIKED_WITH_PLACE if where else WHO_LIKED, who=who, name=item.name, place=where)
+        name = local_name(lang, item)
+        first = lang.gettext(WHO_LIKED_WITH_PLACE if where else WHO_LIKED, who=who, name=name, place=where)
         return f"{first} {lang.plural(WHO_LIKED_TOTAL, total, who=who)}"
-    first = lang.gettext(LIKED_WITH_PLACE if where else LIKED, name=item.name, place=where)
+    first = lang.gettext(LIKED_WITH_PLACE if where else LIKED, name=local_name(lang, item), place=where)
     return f"{first} {lang.plural(LIKED_TOTAL, total)}"
 
 
@@ -312,8 +374,8 @@ def likes_list(lang: Lang, items: Sequence[Shown], total: int) -> str:
         return lang.gettext(NO_LIKES)
     lines = [lang.gettext(LIKES_HEADER, count=lang.number(total))]
     for n, item in enumerate(items, 1):
-        where = place(item)
-        lines.append(f"{n}. {item.name}" + (f" — {where}" if where else ""))
+        where = place(item, lang)
+        lines.append(f"{n}. {local_name(lang, item)}" + (f" — {where}" if where else ""))
     return "\n".join(lines)
 
 

@@ -39,7 +39,6 @@ class ErrorCode(StrEnum):
     UNKNOWN_DESTINATION = "unknown_destination"
     NO_GROUP_TASTE = "no_group_taste"
     PHOTO_GONE = "photo_gone"  # the worker had neither the photo nor its cached fingerprint: send it again
-    NO_COORDINATES = "no_coordinates"  # the catalog does not say where that place is
     UNKNOWN_REGION = "unknown_region"
     EMPTY_REGION = "empty_region"  # a region the catalog has no place in
     NEED_LOCATION = "need_location"  # "within 300 km" of a person who has not shared where they are
@@ -169,6 +168,12 @@ class Job:
 
 
 @dataclass(frozen=True)
+class LocalName:
+    language: str  # as the catalog's column names it: "de", "pt_br"
+    name: str
+
+
+@dataclass(frozen=True)
 class Item:
     """One destination in a reply, with everything the bot needs to show it."""
 
@@ -185,6 +190,7 @@ class Item:
     lat: float | None = None
     lon: float | None = None
     distance_km: float | None = None  # from the person (or the group, on average) when they shared a location
+    names: tuple[LocalName, ...] = ()  # the name in other languages, where the catalog has them
 
 
 @dataclass(frozen=True)
@@ -221,7 +227,7 @@ class Forgotten:
 
 @dataclass(frozen=True)
 class Located:
-    item: Item  # with its coordinates
+    item: Item  # with its coordinates, where the catalog has them
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ class Destination:
     credit: str = ""
     licence: str = ""
     destination: str = ""  # rows sharing it are photos of one place; empty: this row is a place of its own
+    names: tuple[tuple[str, str], ...] = ()  # (language, name) from columns such as name:de, for other languages
 
     @property
     def place_key(self) -> str:
@@ -108,6 +109,7 @@ class Destination:
             "credit": self.credit,
             "licence": self.licence,
             "destination": self.destination,
+            "names": dict(self.names),
         }
 
     @classmethod
@@ -126,6 +128,7 @@ class Destination:
             credit=str(data.get("credit") or ""),
             licence=str(data.get("licence") or ""),
             destination=str(data.get("destination") or ""),
+            names=tuple((str(k), str(v)) for k, v in dict(data.get("names") or {}).items()),  # type: ignore[call-overload]
         )
 
 
@@ -333,6 +336,11 @@ def _parse_row(
         credit=values.get("credit", ""),
         licence=values.get("licence", ""),
         destination=values.get("destination", ""),
+        names=tuple(
+            (column.split(":", 1)[1].replace("-", "_"), value)
+            for column, value in values.items()
+            if column.startswith("name:") and value
+        ),
     ), None
 
 

@@ -63,6 +63,7 @@ def _items(
                 lat=destination.lat,
                 lon=destination.lon,
                 distance_km=(distances or {}).get(destination_id),
+                names=tuple(m.LocalName(language, name) for language, name in destination.names),
             )
         )
     return tuple(items)
@@ -199,8 +200,6 @@ async def locate(ctx: JobContext, job: m.Job, request: m.Locate) -> m.Outcome:
     if destination_id is None or ctx.index.position(destination_id) is None:
         return m.Failure(m.ErrorCode.UNKNOWN_DESTINATION)
     (item,) = _items(ctx, [destination_id], {}, {})
-    if item.lat is None or item.lon is None:
-        return m.Failure(m.ErrorCode.NO_COORDINATES)
     return m.Located(item)
 
 

@@ -242,7 +242,8 @@ async def test_an_album_is_sent_with_captions_and_buttons_in_the_users_language(
     (after,) = await harness.say(handlers.more_command)
     assert harness.jobs.requests == [m.More(harness.services.settings.album_size)]
     assert harness.bot.albums == [[texts.caption(de, 6 + n, item(n)) for n in range(3)]]
-    first = de.gettext(texts.CAPTION_WITH_PLACE, rank="6", name="Place 0", place="Bled, Slovenia", percent="50\xa0%")
+    # The country as German writes it; the city as the catalog does.
+    first = de.gettext(texts.CAPTION_WITH_PLACE, rank="6", name="Place 0", place="Bled, Slowenien", percent="50\xa0%")
     assert harness.bot.albums[0][0] == f"{first}\n📷 Jane Doe"
     assert "50\xa0%" in first and "match" not in first  # the locale's percent, the catalog's words
     assert after.how == "message"
@@ -268,10 +269,8 @@ async def test_every_failure_has_its_sentence(harness: Harness, code: m.ErrorCod
     else:  # PHOTO_GONE (and the /where codes, for now) never reach a user from /likes: the general apology
         expected = fr.gettext(texts.ERRORS.get(code, texts.FAILED))
     assert reply == Sent("reply", expected)
-    # A refused photo is worded from its rejection; PHOTO_GONE makes the bot resend the photo; the /where and 📍
-    # failures name a place or a region, so the handlers for those (not written yet) word them with their values.
-    worded_elsewhere = {m.ErrorCode.BAD_IMAGE, m.ErrorCode.PHOTO_GONE, m.ErrorCode.NO_COORDINATES}
-    worded_elsewhere |= {m.ErrorCode.UNKNOWN_REGION, m.ErrorCode.EMPTY_REGION}
+    # A refused photo is worded from its rejection; PHOTO_GONE makes the bot resend the photo.
+    worded_elsewhere = {m.ErrorCode.BAD_IMAGE, m.ErrorCode.PHOTO_GONE}
     assert set(texts.ERRORS) == set(m.ErrorCode) - worded_elsewhere
 
 

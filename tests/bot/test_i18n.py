@@ -29,6 +29,7 @@ from bot.i18n import (
     read_template,
     update,
 )
+from contract import messages as m
 from tests.conftest import REPO
 
 TRANSLATED = [code for code in SUPPORTED_LANGUAGES if code != SOURCE_LANGUAGE]
@@ -54,6 +55,7 @@ class Place:
     credit: str = ""
     licence: str = ""
     fits: tuple[str, ...] = ()
+    names: tuple[m.LocalName, ...] = ()
 
 
 # --- the catalogs -------------------------------------------------------------------------------------------------
@@ -358,7 +360,7 @@ def test_likes_confirmation_names_who_in_groups(translator: Translator) -> None:
     )
     assert (
         texts.liked(ru, Place(), 21, who="Alice")
-        == "❤️ Alice ставит лайк: Lake Bled (Bled, Slovenia). Alice: в избранном 21 место."
+        == "❤️ Alice ставит лайк: Lake Bled (Bled, Словения). Alice: в избранном 21 место."
     )
 
 
@@ -442,3 +444,19 @@ def test_lang_is_the_only_thing_the_texts_need() -> None:
         first = next(iter(inspect.signature(getattr(texts, name)).parameters.values()))
         assert (first.name, first.annotation) == ("lang", "Lang"), name
     assert Lang.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_names_and_countries_in_the_users_language_where_known(translator: Translator) -> None:
+    de, pt, en = (translator.for_language(code) for code in ("de", "pt-BR", "en"))
+    rome = Place(
+        name="Rome",
+        city="",
+        country="Italy",
+        names=(m.LocalName("de", "Rom"), m.LocalName("pt_br", "Roma")),
+    )
+    assert texts.caption(de, 1, rome).startswith("1. Rom – Italien")
+    assert texts.caption(pt, 1, rome).startswith("1. Roma")
+    assert texts.caption(en, 1, rome).startswith("1. Rome — Italy")
+    # A country CLDR does not know, and a name without a translation, stay as the catalog spells them.
+    assert texts.place(Place(country="Atlantis"), de) == "Bled, Atlantis"
+    assert texts.local_name(de, Place()) == "Lake Bled"

@@ -298,6 +298,7 @@ def test_any_csv_with_a_column_mapping(tmp_path):
     assert [d.name for d in catalog.destinations] == ["Santorini at noon", "Santorini at sunset", "Oia"]
     assert [d.place_key for d in catalog.destinations] == ["santorini", "santorini", "oia"]
     assert [d.credit for d in catalog.destinations] == ["Ann", "Bo", "Cy"]
+    assert [d.names for d in catalog.destinations][1:] == [(("de", "Santorin"),), (("de", "Oia"),)]
     assert not catalog.problems
 
 
