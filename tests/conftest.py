@@ -82,7 +82,9 @@ def _generated_scenes(folder: Path, count: int = 30) -> Path:
     rng = __import__("numpy").random.default_rng(7)
     with (folder / "catalog.csv").open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(["id", "image", "name", "city", "country"])
+        writer.writerow(["id", "image", "name", "city", "country", "lat", "lon"])
+        # Real countries and coordinates spread over three continents, so that the map's tests run here too.
+        places = [("Italy", 41.9, 12.5), ("Japan", 35.7, 139.7), ("Peru", -12.0, -77.0)]
         for n in range(count):
             image = Image.new("RGB", (320, 240), tuple(int(v) for v in rng.integers(60, 255, 3)))
             draw = ImageDraw.Draw(image)
@@ -92,7 +94,9 @@ def _generated_scenes(folder: Path, count: int = 30) -> Path:
                 x, y = int(rng.integers(0, 300)), int(rng.integers(0, horizon))
                 draw.ellipse([x, y, x + 30, y + 30], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
             image.save(folder / f"scene{n:02d}.jpg", quality=90)
-            writer.writerow([f"scene{n:02d}", f"scene{n:02d}.jpg", f"Scene {n}", f"Town {n % 9}", "Drawland"])
+            country, lat, lon = places[n % len(places)]
+            at = (lat + float(rng.uniform(-2, 2)), lon + float(rng.uniform(-2, 2)))
+            writer.writerow([f"scene{n:02d}", f"scene{n:02d}.jpg", f"Scene {n}", f"Town {n % 9}", country, *at])
     return folder
 
 

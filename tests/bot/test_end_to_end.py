@@ -8,6 +8,7 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -110,7 +111,8 @@ async def test_a_private_photo_gets_an_album_of_five_named_places(make_system, q
         # The photo is one of the catalog's: it must come back first, at a high similarity.
         first = CAPTION.match(album.captions[0] or "")
         assert first is not None and int(first["match"]) >= 80
-        assert [b for b, _ in follow_up.buttons] == ["👍1", "👍2", "👍3", "👍4", "👍5", "More ▶"]
+        likes_and_pins = ["👍1", "👍2", "👍3", "👍4", "👍5", "📍1", "📍2", "📍3", "📍4", "📍5"]
+        assert [b for b, _ in follow_up.buttons] == [*likes_and_pins, "More ▶"]
         assert "Tap 👍" in (follow_up.text or "")
         actions = [a.action for a in system.stand_in.chat_actions(chat)]
         assert "upload_photo" in actions
@@ -370,3 +372,82 @@ async def test_the_bot_speaks_the_users_language_and_remembers_a_choice_until_fo
         describe = texts.COMMAND_DESCRIPTIONS
         assert menus["de"][-1] == {"command": "language", "description": de.gettext(describe["language"])}
         assert menus["pt"][0]["description"] == translator.languages["pt_BR"].gettext(describe["start"])
+
+
+def catalog_places(travel_catalog: Path) -> dict[str, tuple[str, float, float]]:
+    """Name -> (country, lat, lon), as the catalog has them."""
+    from recommender.catalog import load_catalog
+
+    return {d.name: (d.country, d.lat, d.lon) for d in load_catalog(travel_catalog).destinations if d.lat is not None}
+
+
+def mean_km(album: BotMessage, places: dict[str, tuple[str, float, float]], origin: tuple[float, float]) -> float:
+    from recommender.geo import distance_km
+
+    points = np.array([places[name][1:] for name in names(album)])
+    return float(distance_km(origin, points).mean())
+
+
+async def test_places_on_the_map_a_shared_location_and_where(
+    make_system, query_photos, travel_catalog: Path, en: Lang
+) -> None:
+    places = catalog_places(travel_catalog)
+    rome = (41.9028, 12.4964)
+    async with make_system() as system:
+        alice, chat = system.cast.users[0], system.cast.private_chats[0]
+        photo = query_photos[5]
+        album, buttons = await system.photo(chat, alice, photo)
+        # 📍3: the third place, as a venue at the catalog's coordinates.
+        pin = next(data for label, data in buttons.buttons if label == "📍3")
+        (venue,) = await system.press(chat, alice, buttons, pin or "", replies=1)
+        third = names(album)[2]
+        assert venue.kind == "venue" and venue.venue is not None and venue.venue.title == third
+        assert (venue.venue.location.latitude, venue.venue.location.longitude) == pytest.approx(places[third][1:])
+
+        # A location at (0, 0) is refused; Rome is kept, and the next album leans toward it, with distances.
+        system.stand_in.mark(chat)
+        system.stand_in.send_location(chat, alice, 0.0, 0.0)
+        (refused,) = await system.stand_in.wait_for_bot_messages(chat, 1)
+        assert refused.text == en.gettext(texts.BAD_LOCATION)
+        system.stand_in.mark(chat)
+        system.stand_in.send_location(chat, alice, *rome)
+        (saved,) = await system.stand_in.wait_for_bot_messages(chat, 1)
+        assert saved.text == en.gettext(texts.LOCATION_SAVED)
+        near_album, _ = await system.photo(chat, alice, photo)
+        assert all(" km away" in (caption or "").split("\n")[0] for caption in near_album.captions)
+        assert mean_km(near_album, places, rome) < mean_km(album, places, rome)
+
+        # /where: a known region narrows the next album (still full), an unknown one and a bare /where explain.
+        (usage,) = await system.say(chat, alice, "/where", replies=1)
+        assert usage.text == en.gettext(texts.WHERE_USAGE)
+        (unknown,) = await system.say(chat, alice, "/where Atlantis", replies=1)
+        assert unknown.text == en.gettext(texts.WHERE_UNKNOWN, region="Atlantis")
+        (confirmed,) = await system.say(chat, alice, "/where italy", replies=1)
+        assert confirmed.text == en.gettext(texts.WHERE_SET, region="Italy")
+        italian, _ = await system.photo(chat, alice, photo)
+        assert len(italian.items) == 5 and {places[name][0] for name in names(italian)} == {"Italy"}
+        (off,) = await system.say(chat, alice, "/where off", replies=1)
+        assert off.text == en.gettext(texts.WHERE_OFF)
+        (distance_off,) = await system.say(chat, alice, "/nearby off", replies=1)
+        assert distance_off.text == en.gettext(texts.DISTANCE_OFF)
+        again, _ = await system.photo(chat, alice, photo)
+        assert names(again) == names(album)  # no region, no distance: as at first
+
+
+async def test_a_group_suggestion_favours_the_place_closest_to_everyone(make_system, query_photos, en: Lang) -> None:
+    async with make_system() as system:
+        alice, bob = system.cast.users[0], system.cast.users[1]
+        group = system.cast.group
+        for user, photo in ((alice, query_photos[0]), (bob, query_photos[7])):
+            _, buttons = await system.photo(group, user, photo, caption="/suggest")
+            await system.press(group, user, buttons, buttons.buttons[0][1] or "", replies=1)
+        for user, at in ((alice, (48.85, 2.35)), (bob, (45.44, 12.33))):  # Paris and Venice
+            system.stand_in.mark(group)
+            system.stand_in.send_location(group, user, *at)
+            await system.stand_in.wait_for_bot_messages(group, 1)
+        album, summary = await system.say(group, alice, "/suggest", replies=2)
+        assert album.kind == "media_group"
+        assert all(" km away" not in (c or "").split("\n")[0] for c in album.captions)  # group captions name fits
+        closest = re.search(r"Closest to all of you: (.+), ([\d,]+) km away on average", summary.text or "")
+        assert closest is not None, summary.text
+        assert int(closest[2].replace(",", "")) < 2000  # somewhere between Paris and Venice, not across an ocean

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -38,10 +39,12 @@ def recommend_job(chat_id: int = 1, *, timeout: float = 30.0, k: int = 5) -> m.J
     return m.Job.new(m.Recommend(k), chat_id=chat_id, user_id=chat_id, reply_to="test-bot", timeout=timeout)
 
 
-def worker_process(redis_server: RedisServer, index_dir: Path, *, delay_s: float) -> subprocess.Popen[bytes]:
+def worker_process(
+    redis_server: RedisServer, index_dir: Path, *, delay_s: float, consumer: str = "doomed"
+) -> subprocess.Popen[bytes]:
     """A real Worker in its own process (tests/worker/run_worker.py), with a slow stand-in extractor."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.worker.run_worker", redis_server.url, str(index_dir), str(delay_s)],
+        [sys.executable, "-m", "tests.worker.run_worker", redis_server.url, str(index_dir), str(delay_s), consumer],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -440,3 +443,35 @@ async def test_a_destination_with_several_photos_is_shown_once_across_pages(
     assert reply.failure == m.Failure(m.ErrorCode.NOTHING_LEFT)
     assert sorted(shown) == sorted(set(place_of.values())), "every destination once, none twice"
     assert shown[0] == "place-0"
+
+
+async def test_two_workers_share_the_load_and_the_survivor_takes_over_when_one_dies(
+    client: JobClient, redis: Redis, redis_server: RedisServer, colour_index: Path
+) -> None:
+    jobs = [recommend_job(chat_id=600 + n) for n in range(24)]
+    workers = [worker_process(redis_server, colour_index, delay_s=0.4, consumer=name) for name in ("w-one", "w-two")]
+    try:
+        futures = [await client.submit(job, photo_bytes((n * 10, 90, 40), seed=n)) for n, job in enumerate(jobs)]
+        # Once both have read jobs, kill one mid-batch: the other answers its own and, after the claim time, the dead
+        # one's.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ResponseError):  # the workers have not created their group yet
+                consumers = await redis.xinfo_consumers(keys.JOBS_STREAM, keys.WORKERS_GROUP)
+                if sum(1 for c in consumers if c["pending"] > 0) == 2:
+                    break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("both workers never held jobs at once")
+        workers[0].kill()
+        workers[0].wait()
+        replies = await asyncio.wait_for(asyncio.gather(*futures), 60)
+        await asyncio.sleep(1.5)  # a second answer to any job would be in the reply list by now
+    finally:
+        for process in workers:
+            process.kill()
+            process.wait()
+    assert sorted(r.job_id for r in replies) == sorted(j.id for j in jobs)
+    assert all(r.failure is None for r in replies)
+    assert await redis.llen(keys.replies("test-bot")) == 0
+    assert (await redis.xpending(keys.JOBS_STREAM, keys.WORKERS_GROUP))["pending"] == 0
