@@ -441,11 +441,14 @@ class SimWorld:
         user's client shows.
         """
         for message in reversed(self.bot_messages(chat_id)):
-            if message.deleted or (message.reply_keyboard is None and not message.remove_keyboard):
+            if message.reply_keyboard is None and not message.remove_keyboard:
                 continue
             if user_id is not None and not self._keyboard_concerns(message, user_id):
                 continue
-            return None if message.reply_keyboard is None else (message.message_id, message.reply_keyboard)
+            # Deleting the message that brought a keyboard takes the keyboard away too, as TDLib does.
+            if message.deleted or message.reply_keyboard is None:
+                return None
+            return message.message_id, message.reply_keyboard
         return None
 
     def _keyboard_concerns(self, message: BotMessage, user_id: int) -> bool:
