@@ -12,7 +12,8 @@ Point the bot at it with::
 
 python-telegram-bot then calls ``{base_url}{token}/{method}`` and downloads ``{base_file_url}{token}/{file_path}``.
 Tests (and the playground page, served by the same app) play the users through the simulation methods below
-and read back what the bot did. Routes:
+(``send_text``, ``send_photo``, ``send_document``, ``send_sticker``, ``send_location``, ``press_button``) and
+read back what the bot did (``bot_messages``, ``reply_keyboard``, ``callback_answer``, ``counters``). Routes:
 
 - ``/bot{token}/{method}``: the Bot API (GET or POST; JSON, URL-encoded or multipart parameters); the methods
   are listed in ``playground.methods.METHODS`` (messages, photos, documents, albums, venues and locations,

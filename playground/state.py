@@ -480,7 +480,7 @@ class SimWorld:
                 return found[:count]
             remaining = deadline - loop.time()
             if remaining <= 0:
-                summary = [(m.kind, m.text or m.captions) for m in found]
+                summary = [(m.kind, m.text or (m.venue.title if m.venue else m.captions)) for m in found]
                 raise TimeoutError(
                     f"expected {count} bot message(s) in chat {chat_id} within {wait_seconds}s, "
                     f"got {len(found)}: {summary}"
