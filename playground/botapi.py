@@ -12,9 +12,12 @@ Point the bot at it with::
 
 python-telegram-bot then calls ``{base_url}{token}/{method}`` and downloads ``{base_file_url}{token}/{file_path}``.
 Tests (and the playground page, served by the same app) play the users through the simulation methods below
-and read back what the bot did. Routes:
+(``send_text``, ``send_photo``, ``send_document``, ``send_sticker``, ``send_location``, ``press_button``) and
+read back what the bot did (``bot_messages``, ``reply_keyboard``, ``callback_answer``, ``counters``). Routes:
 
-- ``/bot{token}/{method}``: the Bot API (GET or POST; JSON, URL-encoded or multipart parameters)
+- ``/bot{token}/{method}``: the Bot API (GET or POST; JSON, URL-encoded or multipart parameters); the methods
+  are listed in ``playground.methods.METHODS`` (messages, photos, documents, albums, venues and locations,
+  chat actions, callback answers, edits, deletes, commands, getUpdates and files)
 - ``/file/bot{token}/{file_path}``: file downloads, as ``getFile`` points to them
 - ``/``, ``/static/…``, ``/api/…``, ``/media/{file_id}``: the playground page (see ``playground.web``)
 """
@@ -41,6 +44,7 @@ from playground.models import (
     ChatActionRecord,
     ChatEntry,
     Counters,
+    ReplyKeyboard,
     SimChat,
     SimUser,
 )
@@ -287,6 +291,24 @@ class BotApiStandIn:
     def send_sticker(self, chat: SimChat, user: SimUser, *, reply_to: int | None = None) -> int:
         return self.world.send_sticker(chat, user, reply_to=reply_to)
 
+    def send_location(
+        self,
+        chat: SimChat,
+        user: SimUser,
+        latitude: float,
+        longitude: float,
+        *,
+        horizontal_accuracy: float | None = None,
+        reply_to: int | None = None,
+    ) -> int:
+        """Shares a location (``Message.location``), as the 📎 → Location menu or a request_location button does.
+
+        Raises ValueError for coordinates off the globe, which no client would send.
+        """
+        return self.world.send_location(
+            chat, user, latitude, longitude, horizontal_accuracy=horizontal_accuracy, reply_to=reply_to
+        )
+
     def press_button(self, chat: SimChat, user: SimUser, message_id: int, callback_data: str) -> str:
         """Returns the callback query id; see ``callback_answer()`` for the bot's answer."""
         return self.world.press_button(chat, user, message_id, callback_data)
@@ -316,6 +338,11 @@ class BotApiStandIn:
     ) -> list[BotMessage]:
         """The first ``count`` bot messages after the last ``mark`` (or ``after``); TimeoutError if not."""
         return await self.world.wait_for_bot_messages(chat.id, count, wait_seconds=timeout, after=after)
+
+    def reply_keyboard(self, chat: SimChat, user: SimUser | None = None) -> ReplyKeyboard | None:
+        """The reply keyboard the chat shows now (``user``'s view of a selective one); None once removed."""
+        current = self.world.reply_keyboard(chat.id, None if user is None else user.id)
+        return None if current is None else current[1]
 
     def callback_answer(self, query_id: str) -> CallbackQueryRecord | None:
         return self.world.callback_query(query_id)

@@ -19,7 +19,20 @@ from typing import Any
 from playground.entities import utf16_len
 from playground.files import ImageDecodeError, prepare_photo
 from playground.formatting import FormattingError, format_text
-from playground.models import AlbumItem, BotMessage, Button, Entity, FileRef, Keyboard, SentPhoto, SimChat
+from playground.models import (
+    AlbumItem,
+    BotMessage,
+    Button,
+    Entity,
+    FileRef,
+    Keyboard,
+    Location,
+    ReplyButton,
+    ReplyKeyboard,
+    SentPhoto,
+    SimChat,
+    Venue,
+)
 from playground.params import ApiError, ApiParams, UploadedFile, bad_request
 from playground.state import SimWorld
 from playground.updates import UpdatesConflict
@@ -37,6 +50,28 @@ MAX_PHOTO_DIMENSIONS_SUM = 10_000
 MAX_PHOTO_ASPECT_RATIO = 20
 ALBUM_SIZE = (2, 10)
 MAX_COMMANDS = 100
+# A reply keyboard keeps at most this many buttons per row and in all; Telegram drops the rest silently.
+MAX_ROW_BUTTONS = 12
+MAX_KEYBOARD_BUTTONS = 300
+MAX_HORIZONTAL_ACCURACY = 1500.0
+# KeyboardButton fields that make a button send something other than its text, and the name we record.
+_BUTTON_REQUESTS = {
+    "request_location": "location",
+    "request_contact": "contact",
+    "request_poll": "poll",
+    "request_users": "users",
+    "request_chat": "chat",
+    "web_app": "web_app",
+}
+# TDLib refuses the whole message when a group gets a keyboard with such a button.
+_PRIVATE_ONLY_REQUESTS = {
+    "location": "location can be requested in private chats only",
+    "contact": "phone number can be requested in private chats only",
+    "poll": "poll can be requested in private chats only",
+    "users": "users can be requested in private chats only",
+    "chat": "chats can be requested in private chats only",
+    "web_app": "web App buttons can be used in private chats only",
+}
 CHAT_ACTIONS = frozenset(
     {
         "typing",
@@ -124,10 +159,33 @@ def _reply_to(ctx: MethodContext, params: ApiParams, chat: SimChat) -> int | Non
 
 
 def _keyboard(params: ApiParams) -> Keyboard:
-    """An inline keyboard from ``reply_markup``; reply keyboards and ForceReply are accepted and ignored."""
+    """The inline keyboard of an edit: edits take no other markup, as on Telegram."""
     markup = params.get_json("reply_markup")
-    if not isinstance(markup, dict) or "inline_keyboard" not in markup:
+    if not markup:
         return ()
+    if not isinstance(markup, dict) or "inline_keyboard" not in markup:
+        raise bad_request("inline keyboard expected")
+    return _inline_keyboard(markup)
+
+
+def _send_markup(params: ApiParams, chat: SimChat) -> dict[str, Any]:
+    """``reply_markup`` of a send, as BotMessage fields: an inline keyboard, a reply keyboard or its removal.
+
+    ForceReply is accepted and not simulated.
+    """
+    markup = params.get_json("reply_markup")
+    if not isinstance(markup, dict):
+        return {}
+    if "inline_keyboard" in markup:
+        return {"keyboard": _inline_keyboard(markup)}
+    if "keyboard" in markup:
+        return {"reply_keyboard": _reply_keyboard(markup, chat)}
+    if markup.get("remove_keyboard"):
+        return {"remove_keyboard": True}
+    return {}
+
+
+def _inline_keyboard(markup: dict[str, Any]) -> Keyboard:
     rows = markup["inline_keyboard"]
     if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
         raise bad_request("can't parse inline keyboard: rows must be arrays of buttons")
@@ -147,6 +205,65 @@ def _keyboard(params: ApiParams) -> Keyboard:
             buttons.append(Button(str(raw["text"]), None if data is None else str(data), url))
         keyboard.append(tuple(buttons))
     return tuple(keyboard)
+
+
+def _reply_keyboard(markup: dict[str, Any], chat: SimChat) -> ReplyKeyboard | None:
+    """A ReplyKeyboardMarkup; None when no button has text (Telegram then sends the message without one)."""
+    rows = markup["keyboard"]
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise bad_request("can't parse reply keyboard markup JSON object")
+    keyboard: list[tuple[ReplyButton, ...]] = []
+    total = 0
+    for row in rows:
+        buttons = []
+        for raw in row:
+            button = _reply_button(raw, chat)
+            if button is None or len(buttons) >= MAX_ROW_BUTTONS or total >= MAX_KEYBOARD_BUTTONS:
+                continue
+            buttons.append(button)
+            total += 1
+        if buttons:
+            keyboard.append(tuple(buttons))
+    if not keyboard:
+        return None
+    placeholder = markup.get("input_field_placeholder")
+    return ReplyKeyboard(
+        rows=tuple(keyboard),
+        resize=bool(markup.get("resize_keyboard")),
+        one_time=bool(markup.get("one_time_keyboard")),
+        persistent=bool(markup.get("is_persistent")),
+        selective=bool(markup.get("selective")),
+        placeholder=str(placeholder) if placeholder else None,
+    )
+
+
+def _reply_button(raw: Any, chat: SimChat) -> ReplyButton | None:
+    # A bare string is a text button, as the Bot API still allows.
+    if isinstance(raw, str):
+        return ReplyButton(raw) if raw else None
+    if not isinstance(raw, dict) or not isinstance(raw.get("text"), str):
+        raise bad_request('can\'t parse keyboard button: Field "text" must be of type String')
+    if not raw["text"]:
+        return None  # TDLib skips buttons without text
+    request = next((name for field, name in _BUTTON_REQUESTS.items() if raw.get(field)), None)
+    if request is not None and not chat.is_private:
+        raise bad_request(_PRIVATE_ONLY_REQUESTS[request])
+    return ReplyButton(raw["text"], request)
+
+
+def _location(params: ApiParams, *, wrong: str, with_accuracy: bool) -> Location:
+    """latitude/longitude (and horizontal_accuracy, clamped to 0-1500 as TDLib does)."""
+    coordinates = []
+    for name in ("latitude", "longitude"):
+        if not (params.get_str(name) or "").strip():
+            raise bad_request(f"{name} is empty")
+        coordinates.append(params.get_float(name, default=0.0))
+    accuracy = params.get_float("horizontal_accuracy", default=0.0) if with_accuracy else 0.0
+    accuracy = min(max(accuracy, 0.0), MAX_HORIZONTAL_ACCURACY)
+    location = Location(coordinates[0], coordinates[1], accuracy or None)
+    if not location.is_valid:
+        raise bad_request(wrong)
+    return location
 
 
 async def _photo(ctx: MethodContext, value: UploadedFile | str | None) -> SentPhoto:
@@ -295,10 +412,10 @@ async def get_file(ctx: MethodContext, params: ApiParams) -> JSON:
 async def send_message(ctx: MethodContext, params: ApiParams) -> JSON:
     chat = _chat(ctx, params)
     text, entities = _formatted(params, "text", limit=MAX_TEXT, required=True)
-    keyboard, reply_to = _keyboard(params), _reply_to(ctx, params, chat)
+    markup, reply_to = _send_markup(params, chat), _reply_to(ctx, params, chat)
     ids = ctx.world.reserve_message_ids(chat.id)
     message = ctx.world.add_bot_message(
-        chat.id, ids, kind="text", text=text, entities=entities, keyboard=keyboard, reply_to=reply_to
+        chat.id, ids, kind="text", text=text, entities=entities, reply_to=reply_to, **markup
     )
     return message_json(ctx.world, message)
 
@@ -306,7 +423,7 @@ async def send_message(ctx: MethodContext, params: ApiParams) -> JSON:
 async def send_photo(ctx: MethodContext, params: ApiParams) -> JSON:
     chat = _chat(ctx, params)
     caption, caption_entities = _formatted(params, "caption", limit=MAX_CAPTION, required=False)
-    keyboard, reply_to = _keyboard(params), _reply_to(ctx, params, chat)
+    markup, reply_to = _send_markup(params, chat), _reply_to(ctx, params, chat)
     photo = await _photo(ctx, params.file_or_str("photo"))
     _count_photo(ctx, photo)
     message = ctx.world.add_bot_message(
@@ -316,8 +433,8 @@ async def send_photo(ctx: MethodContext, params: ApiParams) -> JSON:
         photo=photo,
         caption=caption,
         caption_entities=caption_entities,
-        keyboard=keyboard,
         reply_to=reply_to,
+        **markup,
     )
     return message_json(ctx.world, message)
 
@@ -325,7 +442,7 @@ async def send_photo(ctx: MethodContext, params: ApiParams) -> JSON:
 async def send_document(ctx: MethodContext, params: ApiParams) -> JSON:
     chat = _chat(ctx, params)
     caption, caption_entities = _formatted(params, "caption", limit=MAX_CAPTION, required=False)
-    keyboard, reply_to = _keyboard(params), _reply_to(ctx, params, chat)
+    markup, reply_to = _send_markup(params, chat), _reply_to(ctx, params, chat)
     document = await _document(ctx, params.file_or_str("document"))
     message = ctx.world.add_bot_message(
         chat.id,
@@ -334,8 +451,8 @@ async def send_document(ctx: MethodContext, params: ApiParams) -> JSON:
         document=document,
         caption=caption,
         caption_entities=caption_entities,
-        keyboard=keyboard,
         reply_to=reply_to,
+        **markup,
     )
     return message_json(ctx.world, message)
 
@@ -377,6 +494,47 @@ async def send_media_group(ctx: MethodContext, params: ApiParams) -> list[JSON]:
         reply_to=reply_to,
     )
     return messages_json(ctx.world, message)
+
+
+async def send_venue(ctx: MethodContext, params: ApiParams) -> JSON:
+    chat = _chat(ctx, params)
+    location = _location(params, wrong="wrong venue location specified", with_accuracy=False)
+    venue = Venue(
+        location,
+        title=params.get_str("title", required=True) or "",
+        address=params.get_str("address", required=True) or "",
+        foursquare_id=params.get_str("foursquare_id") or None,
+        foursquare_type=params.get_str("foursquare_type") or None,
+        google_place_id=params.get_str("google_place_id") or None,
+        google_place_type=params.get_str("google_place_type") or None,
+    )
+    markup, reply_to = _send_markup(params, chat), _reply_to(ctx, params, chat)
+    message = ctx.world.add_bot_message(
+        chat.id,
+        ctx.world.reserve_message_ids(chat.id),
+        kind="venue",
+        venue=venue,
+        location=location,
+        reply_to=reply_to,
+        **markup,
+    )
+    return message_json(ctx.world, message)
+
+
+async def send_location(ctx: MethodContext, params: ApiParams) -> JSON:
+    """A static location; live_period, heading and proximity alerts are accepted and not simulated."""
+    chat = _chat(ctx, params)
+    location = _location(params, wrong="wrong location specified", with_accuracy=True)
+    markup, reply_to = _send_markup(params, chat), _reply_to(ctx, params, chat)
+    message = ctx.world.add_bot_message(
+        chat.id,
+        ctx.world.reserve_message_ids(chat.id),
+        kind="location",
+        location=location,
+        reply_to=reply_to,
+        **markup,
+    )
+    return message_json(ctx.world, message)
 
 
 async def send_chat_action(ctx: MethodContext, params: ApiParams) -> bool:
@@ -509,6 +667,8 @@ METHODS: dict[str, Method] = {
     "sendPhoto": send_photo,
     "sendDocument": send_document,
     "sendMediaGroup": send_media_group,
+    "sendVenue": send_venue,
+    "sendLocation": send_location,
     "sendChatAction": send_chat_action,
     "answerCallbackQuery": answer_callback_query,
     "editMessageText": edit_message_text,

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ChatType = Literal["private", "group", "supergroup"]
-BotMessageKind = Literal["text", "photo", "media_group", "document", "sticker"]
-UserMessageKind = Literal["text", "photo", "document", "sticker"]
+BotMessageKind = Literal["text", "photo", "media_group", "document", "sticker", "venue", "location"]
+UserMessageKind = Literal["text", "photo", "document", "sticker", "location"]
 PhotoSource = Literal["upload", "file_id", "url"]
 
 
@@ -99,6 +99,66 @@ Keyboard = tuple[tuple[Button, ...], ...]
 
 
 @dataclass(frozen=True)
+class Location:
+    """A point on the map, as in ``Message.location``; ``horizontal_accuracy`` is in metres (0-1500)."""
+
+    latitude: float
+    longitude: float
+    horizontal_accuracy: float | None = None
+
+    @property
+    def is_valid(self) -> bool:
+        """On the globe: latitude in [-90, 90], longitude in [-180, 180] (NaN is neither)."""
+        return -90.0 <= self.latitude <= 90.0 and -180.0 <= self.longitude <= 180.0
+
+
+@dataclass(frozen=True)
+class Venue:
+    """A named place (``sendVenue``); the optional ids are passed through as the bot sent them."""
+
+    location: Location
+    title: str
+    address: str
+    foursquare_id: str | None = None
+    foursquare_type: str | None = None
+    google_place_id: str | None = None
+    google_place_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyButton:
+    """A reply keyboard button; ``request`` names what pressing it sends instead of its text.
+
+    Only ``"location"`` is simulated (the page shares a location); the others ("contact", "poll", "users",
+    "chat", "web_app") are recorded so a test can see them.
+    """
+
+    text: str
+    request: str | None = None
+
+    @property
+    def request_location(self) -> bool:
+        return self.request == "location"
+
+
+@dataclass(frozen=True)
+class ReplyKeyboard:
+    """A ReplyKeyboardMarkup: the keyboard a client shows instead of its letters until it is removed."""
+
+    rows: tuple[tuple[ReplyButton, ...], ...]
+    resize: bool = False
+    one_time: bool = False
+    persistent: bool = False
+    selective: bool = False
+    placeholder: str | None = None
+
+    @property
+    def buttons(self) -> list[tuple[str, bool]]:
+        """Flattened to ``(text, request_location)`` pairs, row by row."""
+        return [(button.text, button.request_location) for row in self.rows for button in row]
+
+
+@dataclass(frozen=True)
 class SentPhoto:
     """A photo the bot sent, with how it arrived: uploaded bytes, a reused file_id, or a URL."""
 
@@ -142,12 +202,15 @@ class UserMessage:
     caption_entities: tuple[Entity, ...] = ()
     document: FileRef | None = None
     sticker: FileRef | None = None
+    location: Location | None = None
     reply_to: int | None = None
     delivered: bool = True
     deleted: bool = False
 
     @property
     def kind(self) -> UserMessageKind:
+        if self.location is not None:
+            return "location"
         if self.photo:
             return "photo"
         if self.document is not None:
@@ -162,7 +225,9 @@ class BotMessage:
     """Something the bot sent; a media group is ONE BotMessage whose ``items`` carry the message_ids.
 
     ``message_id`` is the first (or only) id. ``deleted`` is set instead of dropping the message, so the
-    order of ``bot_messages()`` never shifts under a test.
+    order of ``bot_messages()`` never shifts under a test. A venue also fills ``location``, as Telegram's
+    Message does. ``keyboard`` is the inline keyboard; ``reply_keyboard`` and ``remove_keyboard`` are the
+    reply keyboard a client shows from this message on (Telegram does not echo those in the Message).
     """
 
     chat_id: int
@@ -179,7 +244,11 @@ class BotMessage:
     items: tuple[AlbumItem, ...] = ()
     media_group_id: str | None = None
     document: FileRef | None = None
+    venue: Venue | None = None
+    location: Location | None = None
     keyboard: Keyboard = ()
+    reply_keyboard: ReplyKeyboard | None = None
+    remove_keyboard: bool = False
     reply_to: int | None = None
     edit_date: int | None = None
     deleted: bool = False
@@ -199,6 +268,16 @@ class BotMessage:
     def buttons(self) -> list[tuple[str, str | None]]:
         """The inline keyboard flattened to ``(text, callback_data)`` pairs, row by row."""
         return [(button.text, button.callback_data) for row in self.keyboard for button in row]
+
+    @property
+    def reply_buttons(self) -> list[tuple[str, bool]]:
+        """The reply keyboard flattened to ``(text, request_location)`` pairs; empty without one."""
+        return self.reply_keyboard.buttons if self.reply_keyboard is not None else []
+
+    @property
+    def requests_location(self) -> bool:
+        """Whether this message shows a reply keyboard with a "share my location" button."""
+        return any(request_location for _, request_location in self.reply_buttons)
 
     @property
     def photos(self) -> tuple[SentPhoto, ...]:

@@ -31,6 +31,8 @@ from playground.models import (
     ChatEntry,
     ChatType,
     Counters,
+    Location,
+    ReplyKeyboard,
     SimChat,
     SimUser,
     UserMessage,
@@ -252,6 +254,27 @@ class SimWorld:
             chat, user, reply_to, sticker=self.files.add_sticker(data, width=width, height=height)
         )
 
+    def send_location(
+        self,
+        chat: SimChat,
+        user: SimUser,
+        latitude: float,
+        longitude: float,
+        *,
+        horizontal_accuracy: float | None = None,
+        reply_to: int | None = None,
+    ) -> int:
+        """A shared (not live) location, as from the attachment menu or a request_location button."""
+        location = Location(float(latitude), float(longitude), horizontal_accuracy or None)
+        if not location.is_valid:
+            raise ValueError(
+                "a location has latitude in [-90, 90] and longitude in [-180, 180]. "
+                f"Received: latitude={latitude}, longitude={longitude}"
+            )
+        if horizontal_accuracy is not None and not 0 <= horizontal_accuracy <= 1500:
+            raise ValueError(f"horizontal_accuracy is 0-1500 metres. Received: {horizontal_accuracy}")
+        return self._user_message(chat, user, reply_to, location=location)
+
     def _user_message(self, chat: SimChat, user: SimUser, reply_to: int | None, **content: Any) -> int:
         timeline = self._require_member(chat, user)
         user = self._users[user.id]  # with the app language it has now
@@ -410,6 +433,35 @@ class SimWorld:
     def bot_messages(self, chat_id: int) -> list[BotMessage]:
         return [e for e in self._timelines[chat_id].entries if isinstance(e, BotMessage)]
 
+    def reply_keyboard(self, chat_id: int, user_id: int | None = None) -> tuple[int, ReplyKeyboard] | None:
+        """The reply keyboard a client shows in this chat now, with the id of the message that set it.
+
+        The latest bot message that sets or removes one decides. A ``selective`` keyboard only concerns the
+        sender of the message it replies to and the users it @mentions; pass ``user_id`` to see what that
+        user's client shows.
+        """
+        for message in reversed(self.bot_messages(chat_id)):
+            if message.reply_keyboard is None and not message.remove_keyboard:
+                continue
+            if user_id is not None and not self._keyboard_concerns(message, user_id):
+                continue
+            # Deleting the message that brought a keyboard takes the keyboard away too, as TDLib does.
+            if message.deleted or message.reply_keyboard is None:
+                return None
+            return message.message_id, message.reply_keyboard
+        return None
+
+    def _keyboard_concerns(self, message: BotMessage, user_id: int) -> bool:
+        # A selective ReplyKeyboardRemove is treated as one for everybody: the playground does not track it.
+        if message.reply_keyboard is None or not message.reply_keyboard.selective:
+            return True
+        replied = self.entry(message.chat_id, message.reply_to) if message.reply_to is not None else None
+        if isinstance(replied, UserMessage) and replied.user.id == user_id:
+            return True
+        user = self._users.get(user_id)
+        named = {m.lower() for m in mentions(message.text or "", message.entities)}
+        return user is not None and user.username is not None and user.username.lower() in named
+
     def mark(self, chat_id: int) -> int:
         """Remembers "now" for ``wait_for_bot_messages``; returns the cursor."""
         self._timelines[chat_id].mark = self._seq
@@ -428,7 +480,7 @@ class SimWorld:
                 return found[:count]
             remaining = deadline - loop.time()
             if remaining <= 0:
-                summary = [(m.kind, m.text or m.captions) for m in found]
+                summary = [(m.kind, m.text or (m.venue.title if m.venue else m.captions)) for m in found]
                 raise TimeoutError(
                     f"expected {count} bot message(s) in chat {chat_id} within {wait_seconds}s, "
                     f"got {len(found)}: {summary}"

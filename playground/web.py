@@ -4,8 +4,10 @@ Routes:
 
 - ``GET /``: the chat page; ``GET /static/{name}``: its script and stylesheet
 - ``GET /api/state``: the bot, the simulated users and the chats (with members)
-- ``GET /api/chats/{chat_id}/messages?since=REV``: a chat's messages added or changed after revision REV
+- ``GET /api/chats/{chat_id}/messages?since=REV&user_id=ID``: a chat's messages added or changed after revision
+  REV, and the reply keyboard user ID sees now
 - ``POST /api/chats/{chat_id}/send``: multipart ``user_id``, ``text``, optional ``photo`` and ``reply_to``
+- ``POST /api/chats/{chat_id}/location``: JSON ``{user_id, latitude, longitude}``, optional ``reply_to``
 - ``POST /api/chats/{chat_id}/press``: JSON ``{user_id, message_id, callback_data}``
 - ``POST /api/users/{user_id}/language``: JSON ``{language_code}``, the user's app language ("de", "pt-br")
 - ``GET /api/events``: Server-Sent Events (``chat``, ``action``, ``callback_answer``, ``cast``)
@@ -26,7 +28,18 @@ from aiohttp import web
 
 from playground.entities import utf16_len
 from playground.files import ImageDecodeError, prepare_photo
-from playground.models import BotMessage, ChatEntry, Entity, PhotoSize, SimChat, SimUser, UserMessage
+from playground.models import (
+    BotMessage,
+    ChatEntry,
+    Entity,
+    Location,
+    PhotoSize,
+    ReplyKeyboard,
+    SimChat,
+    SimUser,
+    UserMessage,
+    Venue,
+)
 from playground.state import SimWorld, WorldEvent
 from playground.wire import JSON, entity_json
 
@@ -36,6 +49,8 @@ MAX_PAGE_PHOTO_BYTES = 10 * 1024 * 1024
 # The longest side of the size the page shows in bubbles and album grids.
 DISPLAY_SIDE = 800
 SSE_KEEPALIVE_SECONDS = 15.0
+# The zoom of the OpenStreetMap link under a place: a city and its surroundings.
+MAP_ZOOM = 12
 _WORLD_KEY = web.AppKey("playground_world", SimWorld)
 _STATIC_KEY = web.AppKey("playground_static", Path)
 _STATIC_FILES_KEY = web.AppKey("playground_static_files", dict[str, Path])
@@ -71,6 +86,32 @@ def _photo_view(sizes: tuple[PhotoSize, ...], caption: str | None = None, entiti
     }
 
 
+def map_url(location: Location) -> str:
+    """An OpenStreetMap link with a marker on the place; the page only links to it, nothing is fetched."""
+    lat, lon = round(location.latitude, 6), round(location.longitude, 6)
+    return f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map={MAP_ZOOM}/{lat}/{lon}"
+
+
+def _place_view(location: Location, venue: Venue | None) -> JSON:
+    return {
+        "title": venue.title if venue else None,
+        "address": venue.address if venue else None,
+        "latitude": location.latitude,
+        "longitude": location.longitude,
+        "map_url": map_url(location),
+    }
+
+
+def _reply_keyboard_view(message_id: int, keyboard: ReplyKeyboard) -> JSON:
+    return {
+        "message_id": message_id,
+        "rows": [[{"text": b.text, "request": b.request} for b in row] for row in keyboard.rows],
+        "resize": keyboard.resize,
+        "one_time": keyboard.one_time,
+        "placeholder": keyboard.placeholder,
+    }
+
+
 def _sender(world: SimWorld, entry: ChatEntry) -> JSON:
     if isinstance(entry, UserMessage):
         return {"id": entry.user.id, "name": entry.user.first_name, "is_bot": False}
@@ -85,6 +126,10 @@ def _snippet(entry: ChatEntry) -> str:
         return f"🖼 Album of {len(entry.items)} photos"
     if entry.photo:
         return "📷 Photo"
+    if isinstance(entry, BotMessage) and entry.venue is not None:
+        return f"📍 {entry.venue.title}"
+    if entry.location is not None:
+        return "📍 Location"
     return "📎 File" if entry.document else "Sticker"
 
 
@@ -106,6 +151,7 @@ def entry_view(world: SimWorld, entry: ChatEntry) -> JSON:
         "sticker": None,
         "keyboard": [],
         "photos": [],
+        "place": None,
         "reply_to": None,
         "edited": False,
         "delivered": True,
@@ -124,6 +170,8 @@ def entry_view(world: SimWorld, entry: ChatEntry) -> JSON:
             "size": entry.document.file_size,
             "href": f"/media/{entry.document.file_id}",
         }
+    if entry.location is not None:
+        view["place"] = _place_view(entry.location, entry.venue if isinstance(entry, BotMessage) else None)
     if isinstance(entry, UserMessage):
         view |= {"from": "user", "kind": entry.kind, "delivered": entry.delivered}
         if entry.photo:
@@ -208,15 +256,19 @@ async def messages(request: web.Request) -> web.Response:
         return chat
     try:
         since = int(request.query.get("since", "0"))
+        viewer = int(request.query["user_id"]) if request.query.get("user_id") else None
     except ValueError:
-        return _error(400, "since must be a revision number")
+        return _error(400, "since must be a revision number and user_id a user id")
     action = world.current_action(chat.id)
+    keyboard = world.reply_keyboard(chat.id, viewer)
     return web.json_response(
         {
             "chat_id": chat.id,
             "rev": world.chat_rev(chat.id),
             "messages": [entry_view(world, e) for e in world.entries(chat.id, since_rev=since)],
             "action": action.action if action else None,
+            # The keyboard in effect, not a change: a client shows the latest one whatever it last saw.
+            "reply_keyboard": _reply_keyboard_view(*keyboard) if keyboard else None,
         }
     )
 
@@ -255,6 +307,27 @@ async def send(request: web.Request) -> web.Response:
             message_id = world.send_text(chat, user, text, reply_to=reply_to)
         else:
             return _error(400, "Type a message or pick a photo first")
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return web.json_response({"ok": True, "message_id": message_id})
+
+
+async def share_location(request: web.Request) -> web.Response:
+    world = request.app[_WORLD_KEY]
+    chat = _chat_from(request)
+    if isinstance(chat, web.Response):
+        return chat
+    try:
+        body = await request.json()
+        latitude, longitude = float(body["latitude"]), float(body["longitude"])
+        reply_to = int(body["reply_to"]) if body.get("reply_to") else None
+    except (ValueError, KeyError, TypeError):
+        return _error(400, "Expected JSON {user_id, latitude, longitude} with numbers")
+    user = _member_from(world, chat, body.get("user_id"))
+    if isinstance(user, web.Response):
+        return user
+    try:
+        message_id = world.send_location(chat, user, latitude, longitude, reply_to=reply_to)
     except ValueError as exc:
         return _error(400, str(exc))
     return web.json_response({"ok": True, "message_id": message_id})
@@ -351,6 +424,7 @@ def add_page_routes(app: web.Application, world: SimWorld, static_dir: Path) -> 
     app.router.add_get("/api/state", state)
     app.router.add_get("/api/chats/{chat_id}/messages", messages)
     app.router.add_post("/api/chats/{chat_id}/send", send)
+    app.router.add_post("/api/chats/{chat_id}/location", share_location)
     app.router.add_post("/api/chats/{chat_id}/press", press)
     app.router.add_post("/api/users/{user_id}/language", set_language)
     app.router.add_get("/api/events", events)

@@ -15,10 +15,12 @@ from playground.models import (
     Entity,
     FileRef,
     Keyboard,
+    Location,
     PhotoSize,
     SimChat,
     SimUser,
     UserMessage,
+    Venue,
 )
 
 JSON = dict[str, Any]
@@ -103,6 +105,21 @@ def sticker_json(ref: FileRef) -> JSON:
     return file_json(ref) | {"type": "regular", "is_animated": False, "is_video": False, "emoji": "👍"}
 
 
+def location_json(location: Location) -> JSON:
+    data: JSON = {"latitude": location.latitude, "longitude": location.longitude}
+    if location.horizontal_accuracy:
+        data["horizontal_accuracy"] = location.horizontal_accuracy
+    return data
+
+
+def venue_json(venue: Venue) -> JSON:
+    data: JSON = {"location": location_json(venue.location), "title": venue.title, "address": venue.address}
+    for key in ("foursquare_id", "foursquare_type", "google_place_id", "google_place_type"):
+        if getattr(venue, key) is not None:
+            data[key] = getattr(venue, key)
+    return data
+
+
 def keyboard_json(keyboard: Keyboard) -> JSON:
     rows = []
     for row in keyboard:
@@ -156,6 +173,8 @@ def _user_message_fields(data: JSON, message: UserMessage) -> None:
         data["document"] = file_json(message.document)
     if message.sticker is not None:
         data["sticker"] = sticker_json(message.sticker)
+    if message.location is not None:
+        data["location"] = location_json(message.location)
     _text_fields(data, "caption", message.caption, message.caption_entities)
 
 
@@ -173,6 +192,10 @@ def _bot_message_fields(data: JSON, message: BotMessage, message_id: int) -> Non
         data["photo"] = photo_json(message.photo.sizes)
     if message.document is not None:
         data["document"] = file_json(message.document)
+    if message.venue is not None:
+        data["venue"] = venue_json(message.venue)
+    if message.location is not None:
+        data["location"] = location_json(message.location)  # a venue's Message carries both, as Telegram's
     _text_fields(data, "caption", message.caption, message.caption_entities)
     if message.keyboard:
         data["reply_markup"] = keyboard_json(message.keyboard)

@@ -21,6 +21,14 @@
     upload_video_note: "is sending a video message…",
   };
   const SAFE_LINK = /^(https?:|tg:|mailto:)/i;
+  // Where "you" can be: the location form starts at the first one.
+  const PLACES = [
+    { name: "Rome", latitude: 41.9028, longitude: 12.4964 },
+    { name: "Paris", latitude: 48.8566, longitude: 2.3522 },
+    { name: "Tokyo", latitude: 35.6762, longitude: 139.6503 },
+    { name: "New York", latitude: 40.7128, longitude: -74.006 },
+    { name: "Cape Town", latitude: -33.9249, longitude: 18.4241 },
+  ];
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -46,6 +54,13 @@
     attachmentName: $("attachment-name"),
     attachmentRemove: $("attachment-remove"),
     commandList: $("command-list"),
+    locationButton: $("location-button"),
+    locationPanel: $("location-panel"),
+    locationPreset: $("location-preset"),
+    locationLat: $("location-lat"),
+    locationLon: $("location-lon"),
+    locationShare: $("location-share"),
+    replyKeyboard: $("reply-keyboard"),
     dropOverlay: $("drop-overlay"),
     toasts: $("toasts"),
   };
@@ -67,6 +82,8 @@
     earlyAnswers: new Map(),   // answers that arrived before the press request returned
     actionTimer: null,
     sending: false,
+    replyKeyboard: null,       // the reply keyboard the bot shows this user now (from the messages API)
+    usedKeyboard: null,        // message id of a one-time keyboard already used, so it stays folded away
     // Whether the view follows new content. Only the reader's own scrolling changes it: content that grows
     // (an album's photos loading one after another) must not unpin a reader who was at the bottom.
     pinned: true,
@@ -263,6 +280,33 @@
     return keyboard;
   }
 
+  function formatCoordinates(latitude, longitude) {
+    const part = (value, positive, negative) => `${Math.abs(value).toFixed(4)}° ${value >= 0 ? positive : negative}`;
+    return `${part(latitude, "N", "S")}, ${part(longitude, "E", "W")}`;
+  }
+
+  function renderPlace(place) {
+    // A venue (title, address) or a bare location; the map is only a link, nothing is fetched.
+    const card = el("div", "place");
+    card.dataset.testid = "place";
+    const title = el("div", "place-title", `📍 ${place.title || "Location"}`);
+    title.dataset.testid = "place-title";
+    card.append(title);
+    if (place.address) {
+      const address = el("div", "place-address", place.address);
+      address.dataset.testid = "place-address";
+      card.append(address);
+    }
+    card.append(el("div", "place-coords", formatCoordinates(place.latitude, place.longitude)));
+    const link = el("a", "place-link", "open in OpenStreetMap ↗");
+    link.dataset.testid = "place-link";
+    if (SAFE_LINK.test(place.map_url)) link.href = place.map_url;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    card.append(link);
+    return card;
+  }
+
   function renderMessage(view) {
     const chat = currentChat();
     const mine = view.from === "user" && view.sender.id === state.userId;
@@ -319,6 +363,7 @@
         el("span", "document-size", formatBytes(view.document.size)));
       bubble.append(doc);
     }
+    if (view.place) bubble.append(renderPlace(view.place));
     const body = view.text ?? (view.photos.length > 1 ? null : view.caption);
     if (body) {
       const text = el("div", view.text !== null ? "text" : "text caption");
@@ -372,8 +417,9 @@
     state.syncing = true;
     const chatId = state.chatId;
     try {
-      const data = await api(`/api/chats/${chatId}/messages?since=${state.rev}`);
+      const data = await api(`/api/chats/${chatId}/messages?since=${state.rev}&user_id=${state.userId}`);
       if (chatId !== state.chatId) return;
+      renderReplyKeyboard(data.reply_keyboard);
       const stick = state.pinned;
       let newBotMessage = false;
       let newOwnMessage = false;
@@ -458,6 +504,7 @@
     ui.messages.querySelectorAll(".msg").forEach((n) => n.remove());
     ui.empty.hidden = false;
     hideAction();
+    renderReplyKeyboard(null);
     renderHeader();
     const params = new URLSearchParams({ user: state.userId ?? "", chat: state.chatId ?? "" });
     history.replaceState(null, "", `?${params}`);
@@ -512,6 +559,99 @@
       hideCommands();
     }
     ui.input.focus();
+  }
+
+  // --- locations and reply keyboards -----------------------------------------------------------------
+
+  function setLocationFields(place) {
+    ui.locationLat.value = String(place.latitude);
+    ui.locationLon.value = String(place.longitude);
+  }
+
+  function bindLocation() {
+    ui.locationPreset.replaceChildren(...PLACES.map((place, index) => {
+      const option = el("option", "", place.name);
+      option.value = String(index);
+      return option;
+    }), el("option", "", "Custom"));
+    ui.locationPreset.lastChild.value = "custom";
+    setLocationFields(PLACES[0]);
+    ui.locationPreset.addEventListener("change", () => {
+      const place = PLACES[Number(ui.locationPreset.value)];
+      if (place) setLocationFields(place);
+    });
+    const typed = () => { ui.locationPreset.value = "custom"; };
+    ui.locationLat.addEventListener("input", typed);
+    ui.locationLon.addEventListener("input", typed);
+    ui.locationButton.addEventListener("click", () => {
+      ui.locationPanel.hidden = !ui.locationPanel.hidden;
+    });
+    $("location-close").addEventListener("click", () => { ui.locationPanel.hidden = true; });
+    ui.locationShare.addEventListener("click", async () => {
+      if (await shareLocation()) ui.locationPanel.hidden = true;
+    });
+  }
+
+  async function shareLocation() {
+    // The form's place (Rome unless changed) stands in for the device's position.
+    const latitude = ui.locationLat.value.trim();
+    const longitude = ui.locationLon.value.trim();
+    if (!latitude || !longitude || state.chatId === null) {
+      showError("Pick a place or type a latitude and a longitude first");
+      return false;
+    }
+    try {
+      await api(`/api/chats/${state.chatId}/location`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ user_id: state.userId, latitude: Number(latitude), longitude: Number(longitude) }),
+      });
+      clearError();
+      await syncMessages();
+      scrollToBottom();
+      return true;
+    } catch (err) {
+      showError(err.message);
+      return false;
+    }
+  }
+
+  function renderReplyKeyboard(keyboard) {
+    state.replyKeyboard = keyboard;
+    const shown = keyboard && keyboard.message_id !== state.usedKeyboard;
+    ui.replyKeyboard.hidden = !shown;
+    if (!shown) {
+      ui.replyKeyboard.replaceChildren();
+      return;
+    }
+    ui.replyKeyboard.classList.toggle("resized", keyboard.resize);
+    ui.replyKeyboard.replaceChildren(...keyboard.rows.map((row) => {
+      const rowNode = el("div", "keyboard-row");
+      for (const button of row) {
+        const node = el("button", "keyboard-button reply-keyboard-button", button.text);
+        node.type = "button";
+        node.dataset.testid = "reply-keyboard-button";
+        if (button.request) node.dataset.request = button.request;
+        if (button.request === "location") node.title = "Shares the place set under 📍 (Rome unless you changed it)";
+        node.addEventListener("click", () => pressReplyButton(keyboard, button));
+        rowNode.append(node);
+      }
+      return rowNode;
+    }));
+  }
+
+  async function pressReplyButton(keyboard, button) {
+    // Like a Telegram client: a text button sends its text, a location button shares where you are.
+    if (button.request && button.request !== "location") {
+      toast(`The playground cannot send a ${button.request.replace("_", " ")} from a button.`, { alert: true });
+      return;
+    }
+    if (keyboard.one_time) {
+      state.usedKeyboard = keyboard.message_id;
+      renderReplyKeyboard(keyboard);
+    }
+    if (button.request === "location") await shareLocation();
+    else await sendText(button.text);
   }
 
   async function pressButton(messageId, data, button) {
@@ -765,6 +905,7 @@
   async function init() {
     bindComposer();
     bindPickers();
+    bindLocation();
     ui.messages.addEventListener("scroll", () => {
       state.pinned = nearBottom();
     });

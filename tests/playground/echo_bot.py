@@ -2,7 +2,8 @@
 
 It walks the paths the real bot takes: it downloads the user's photo, answers with a three-photo album
 (uploaded the first time, re-sent by cached file_id after that) and an inline keyboard, answers button
-presses and edits the keyboard, handles commands in groups, and reports files it cannot download.
+presses and edits the keyboard, handles commands in groups, and reports files it cannot download. /locate asks
+for the user's location with a reply keyboard; a shared location comes back as a venue, keyboard removed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ import io
 import logging
 
 from PIL import Image
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
 from telegram.constants import ChatAction
 from telegram.error import BadRequest
 from telegram.ext import (
@@ -46,6 +55,12 @@ KEYBOARD = InlineKeyboardMarkup(
     ]
 )
 SAVED_KEYBOARD = InlineKeyboardMarkup([[InlineKeyboardButton("✅ Saved", callback_data="saved")]])
+LOCATION_KEYBOARD = ReplyKeyboardMarkup(
+    [[KeyboardButton("📍 Send my location", request_location=True)], [KeyboardButton("Not now")]],
+    resize_keyboard=True,
+    one_time_keyboard=True,
+)
+VENUE_TITLE = "You are here"
 
 
 def jpeg(color: tuple[int, int, int], size: tuple[int, int]) -> bytes:
@@ -92,6 +107,26 @@ async def on_suggest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     await update.message.reply_text(f"Suggestion for {update.effective_user.first_name}: try Kyoto")
 
 
+async def on_locate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Asks for the user's location with a reply keyboard button."""
+    assert update.message is not None
+    await update.message.reply_text("Where are you?", reply_markup=LOCATION_KEYBOARD)
+
+
+async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Keeps the location and answers with a venue at the same place, removing the keyboard."""
+    assert update.message is not None and update.message.location is not None
+    location = update.message.location
+    context.bot_data.setdefault("locations", []).append(location)
+    await update.message.reply_venue(
+        latitude=location.latitude,
+        longitude=location.longitude,
+        title=VENUE_TITLE,
+        address=f"{location.latitude:.4f}, {location.longitude:.4f}",
+        reply_markup=ReplyKeyboardRemove(),
+    )
+
+
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Echoes plain text."""
     assert update.message is not None and update.message.text is not None
@@ -126,6 +161,8 @@ def build_echo_app(stand_in: BotApiStandIn, *, token: str = TOKEN) -> Applicatio
     )
     app.add_handler(TypeHandler(Update, record_update), group=-1)
     app.add_handler(CommandHandler("suggest", on_suggest))
+    app.add_handler(CommandHandler("locate", on_locate))
+    app.add_handler(MessageHandler(filters.LOCATION, on_location))
     app.add_handler(MessageHandler(filters.PHOTO, on_photo))
     app.add_handler(MessageHandler(filters.Document.ALL, on_document))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))

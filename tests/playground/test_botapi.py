@@ -13,7 +13,8 @@ from telegram.ext import Application
 
 from playground.botapi import BotApiStandIn
 from playground.cast import Cast
-from tests.playground.echo_bot import ALBUM, build_echo_app, jpeg
+from playground.models import Location, Venue
+from tests.playground.echo_bot import ALBUM, VENUE_TITLE, build_echo_app, jpeg
 
 USER_PHOTO = jpeg((250, 200, 40), (1200, 900))
 
@@ -182,3 +183,28 @@ async def test_run_polling_options_drop_pending_and_allowed_updates(stand_in: Bo
         await app.updater.stop()
         await app.stop()
         await app.shutdown()
+
+
+async def test_a_shared_location_reaches_the_bot_and_comes_back_as_a_venue(
+    stand_in: BotApiStandIn, cast: Cast, echo_app: Application
+) -> None:
+    chat, alice = cast.private_chats[0], cast.users[0]
+    stand_in.mark(chat)
+    stand_in.send_text(chat, alice, "/locate")
+    (question,) = await stand_in.wait_for_bot_messages(chat, 1, timeout=10)
+    assert question.text == "Where are you?"
+    assert question.reply_buttons == [("📍 Send my location", True), ("Not now", False)]
+    assert question.requests_location
+    assert stand_in.reply_keyboard(chat) == question.reply_keyboard
+
+    stand_in.mark(chat)
+    stand_in.send_location(chat, alice, 41.9028, 12.4964)
+    (answer,) = await stand_in.wait_for_bot_messages(chat, 1, timeout=10)
+
+    (received,) = echo_app.bot_data["locations"]  # python-telegram-bot parsed it as Message.location
+    assert (received.latitude, received.longitude, received.horizontal_accuracy) == (41.9028, 12.4964, None)
+    assert answer.kind == "venue"
+    assert answer.venue == Venue(Location(41.9028, 12.4964), VENUE_TITLE, "41.9028, 12.4964")
+    assert answer.location == Location(41.9028, 12.4964)
+    assert answer.remove_keyboard and stand_in.reply_keyboard(chat) is None
+    assert "errors" not in echo_app.bot_data

@@ -13,13 +13,14 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, Page, expect
 from redis.asyncio import Redis
+from telegram.ext import Application
 
 from bot import texts
 from bot.i18n import Translator
 from playground.botapi import BotApiStandIn
 from playground.cast import GROUP_CHAT_ID, Cast
 from tests.playground.conftest import ARTIFACTS
-from tests.playground.echo_bot import ALBUM
+from tests.playground.echo_bot import ALBUM, VENUE_TITLE
 from tests.redis_server import RedisServer
 from tests.system import running_system
 
@@ -128,6 +129,64 @@ async def test_chat_flow(
         await shot("4-error")
     finally:
         await context.close()
+    assert page_errors == []
+
+
+async def test_sharing_a_location_brings_back_a_venue_card(
+    browser: Browser, stand_in: BotApiStandIn, cast: Cast, echo_app: Application
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    size = VIEWPORTS["phone"]
+    context = await browser.new_context(viewport=size)
+    page = await context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    rome = "https://www.openstreetmap.org/?mlat=41.9028&mlon=12.4964#map=12/41.9028/12.4964"
+    try:
+        await page.goto(stand_in.url)
+        await expect(page.locator("body[data-ready=true]")).to_have_count(1)
+        await page.select_option("[data-testid=user-select]", str(cast.users[0].id))
+        await page.select_option("[data-testid=chat-select]", str(cast.private_chats[0].id))
+        await expect(page.get_by_test_id("reply-keyboard")).to_be_hidden()
+
+        # The bot asks with a reply keyboard; its location button shares the form's place (Rome).
+        await page.get_by_test_id("composer-input").fill("/locate")
+        await page.get_by_test_id("composer-input").press("Enter")
+        keys = page.get_by_test_id("reply-keyboard-button")
+        await expect(keys).to_have_text(["📍 Send my location", "Not now"])
+        await page.screenshot(path=str(ARTIFACTS / "phone-6-location-keyboard.png"))
+        await keys.first.click()
+        shared = page.locator("[data-testid=message][data-from=user][data-kind=location]")
+        await expect(shared.get_by_test_id("place-title")).to_have_text("📍 Location")
+        await expect(shared.get_by_test_id("place-link")).to_have_attribute("href", rome)
+        venue = page.locator("[data-testid=message][data-from=bot][data-kind=venue]")
+        await expect(venue).to_have_count(1)
+        await expect(venue.get_by_test_id("place-title")).to_have_text(f"📍 {VENUE_TITLE}")
+        await expect(venue.get_by_test_id("place-address")).to_have_text("41.9028, 12.4964")
+        await expect(venue.get_by_test_id("place")).to_contain_text("41.9028° N, 12.4964° E")
+        await expect(venue.get_by_test_id("place-link")).to_have_attribute("href", rome)
+        await expect(page.get_by_test_id("reply-keyboard")).to_be_hidden()  # the venue came with ReplyKeyboardRemove
+
+        # The 📍 form: a preset elsewhere, shared without any keyboard.
+        await page.get_by_test_id("location-button").click()
+        await page.select_option("[data-testid=location-preset]", label="Tokyo")
+        await expect(page.get_by_test_id("location-lat")).to_have_value("35.6762")
+        await page.get_by_test_id("location-share").click()
+        await expect(venue).to_have_count(2)
+        await expect(venue.last.get_by_test_id("place-address")).to_have_text("35.6762, 139.6503")
+        await expect(venue.last.get_by_test_id("place")).to_contain_text("35.6762° N, 139.6503° E")
+        await expect(page.get_by_test_id("location-panel")).to_be_hidden()
+        await expect(page.get_by_test_id("message").last).to_be_in_viewport()
+        await assert_no_horizontal_scroll(page, size["width"])
+        await page.screenshot(path=str(ARTIFACTS / "phone-7-venue.png"))
+    finally:
+        await context.close()
+    assert [(loc.latitude, loc.longitude) for loc in echo_app.bot_data["locations"]] == [
+        (41.9028, 12.4964),
+        (35.6762, 139.6503),
+    ]
     assert page_errors == []
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from playground.botapi import BotApiStandIn
 from playground.cast import Cast
+from playground.models import Location, Venue
 from tests.playground.echo_bot import TOKEN, jpeg
 
 
@@ -184,6 +185,9 @@ async def test_get_file_and_download(stand_in: BotApiStandIn, http: httpx.AsyncC
     assert (await call(http, "getFile", file_id="nope"))[0] == 400
 
 
+VENUE = {"latitude": 41.9028, "longitude": 12.4964, "title": "Pantheon", "address": "Piazza della Rotonda, Rome"}
+
+
 @pytest.mark.parametrize(
     ("method", "params", "description"),
     [
@@ -202,15 +206,26 @@ async def test_get_file_and_download(stand_in: BotApiStandIn, http: httpx.AsyncC
         ("sendMessage", {"text": "hi", "reply_parameters": {"message_id": 999}}, "Bad Request: message to be"),
         ("editMessageText", {"message_id": 999, "text": "x"}, "Bad Request: message to edit not found"),
         ("deleteMessage", {"message_id": 999}, "Bad Request: message to delete not found"),
+        ("sendVenue", {"longitude": 2, "title": "T", "address": "A"}, "Bad Request: latitude is empty"),
+        ("sendVenue", {"latitude": 1, "title": "T", "address": "A"}, "Bad Request: longitude is empty"),
+        ("sendVenue", {**VENUE, "latitude": 90.5}, "Bad Request: wrong venue location specified"),
+        ("sendVenue", {**VENUE, "longitude": -180.01}, "Bad Request: wrong venue location specified"),
+        ("sendVenue", {**VENUE, "latitude": "nan"}, "Bad Request: wrong venue location specified"),
+        ("sendVenue", {**VENUE, "latitude": "north"}, "Bad Request: invalid latitude specified"),
+        ("sendVenue", {**VENUE, "title": ""}, "Bad Request: title is empty"),
+        ("sendVenue", {"latitude": 1, "longitude": 2, "title": "T"}, "Bad Request: address is empty"),
+        ("sendLocation", {"latitude": 10, "longitude": 200}, "Bad Request: wrong location specified"),
+        ("sendLocation", {"latitude": " ", "longitude": 2}, "Bad Request: latitude is empty"),
     ],
 )
 async def test_bot_api_limits(
-    http: httpx.AsyncClient, cast: Cast, method: str, params: dict[str, Any], description: str
+    stand_in: BotApiStandIn, http: httpx.AsyncClient, cast: Cast, method: str, params: dict[str, Any], description: str
 ) -> None:
     status, body = await call(http, method, chat_id=cast.users[0].id, **params)
     assert status == 400
     assert body["ok"] is False and body["error_code"] == 400
     assert body["description"].startswith(description)
+    assert stand_in.bot_messages(cast.private_chats[0]) == []  # a refused send leaves nothing behind
 
 
 async def test_caption_limit_and_album_size(stand_in: BotApiStandIn, http: httpx.AsyncClient, cast: Cast) -> None:
@@ -332,3 +347,151 @@ async def test_a_language_switch_reaches_the_bot_in_from_language_code(
     _, body = await call(http, "getUpdates")
     assert [u["message"]["from"]["language_code"] for u in body["result"]] == ["en", "de-AT"]
     assert stand_in.set_language(alice, "fr").language_code == "fr"
+
+
+async def test_send_venue_and_location(stand_in: BotApiStandIn, http: httpx.AsyncClient, cast: Cast) -> None:
+    chat, alice = cast.private_chats[0], cast.users[0]
+    asked = stand_in.send_text(chat, alice, "where is it?")
+    status, body = await call(
+        http,
+        "sendVenue",
+        chat_id=chat.id,
+        **VENUE,
+        google_place_id="ChIJqUCGZ2BgLxMRJoWMj1pCNBM",
+        reply_parameters={"message_id": asked},
+    )
+    assert status == 200
+    sent = body["result"]
+    location = {"latitude": 41.9028, "longitude": 12.4964}
+    assert sent["venue"] == {
+        "location": location,
+        "title": "Pantheon",
+        "address": "Piazza della Rotonda, Rome",
+        "google_place_id": "ChIJqUCGZ2BgLxMRJoWMj1pCNBM",
+    }
+    assert sent["location"] == location  # Telegram's venue Message carries both
+    assert sent["reply_to_message"]["text"] == "where is it?"
+    (venue,) = stand_in.bot_messages(chat)
+    assert (venue.kind, venue.message_id, venue.reply_to) == ("venue", sent["message_id"], asked)
+    place_id = "ChIJqUCGZ2BgLxMRJoWMj1pCNBM"
+    assert venue.venue == Venue(
+        Location(41.9028, 12.4964), "Pantheon", "Piazza della Rotonda, Rome", google_place_id=place_id
+    )
+    assert venue.location == Location(41.9028, 12.4964)
+
+    # A JSON body with real numbers works as well; the accuracy is clamped to Telegram's 0-1500 m.
+    sydney = {"latitude": -33.8568, "longitude": 151.2153}
+    response = await http.post("sendLocation", json={"chat_id": chat.id, **sydney, "horizontal_accuracy": 5000})
+    assert response.json()["result"]["location"] == {**sydney, "horizontal_accuracy": 1500.0}
+    assert "venue" not in response.json()["result"]
+    last = stand_in.bot_messages(chat)[-1]
+    assert (last.kind, last.venue, last.location) == ("location", None, Location(-33.8568, 151.2153, 1500.0))
+
+
+async def test_reply_keyboards_are_recorded_and_removed(
+    stand_in: BotApiStandIn, http: httpx.AsyncClient, cast: Cast
+) -> None:
+    chat, alice = cast.private_chats[0], cast.users[0]
+    markup = {
+        "keyboard": [[{"text": "📍 Share my location", "request_location": True}, {"text": ""}], ["Not now"]],
+        "resize_keyboard": True,
+        "one_time_keyboard": True,
+        "input_field_placeholder": "Or type a city",
+    }
+    _, body = await call(http, "sendMessage", chat_id=chat.id, text="Where are you?", reply_markup=markup)
+    assert "reply_markup" not in body["result"]  # Telegram's Message only carries inline keyboards
+    (asked,) = stand_in.bot_messages(chat)
+    assert asked.reply_buttons == [("📍 Share my location", True), ("Not now", False)]  # the empty one is dropped
+    assert asked.requests_location and asked.keyboard == ()
+    keyboard = stand_in.reply_keyboard(chat)
+    assert keyboard is not None and (keyboard.resize, keyboard.one_time, keyboard.placeholder) == (
+        True,
+        True,
+        "Or type a city",
+    )
+    async with httpx.AsyncClient(base_url=stand_in.url, timeout=10) as page:
+        view = (await page.get(f"/api/chats/{chat.id}/messages", params={"user_id": alice.id})).json()
+    assert view["reply_keyboard"]["message_id"] == asked.message_id
+    assert view["reply_keyboard"]["rows"] == [
+        [{"text": "📍 Share my location", "request": "location"}],
+        [{"text": "Not now", "request": None}],
+    ]
+
+    # Edits take inline keyboards only, and the keyboard stays until a message removes it.
+    status, body = await call(
+        http, "editMessageText", chat_id=chat.id, message_id=asked.message_id, text="x", reply_markup=markup
+    )
+    assert (status, body["description"]) == (400, "Bad Request: inline keyboard expected")
+    await call(http, "sendMessage", chat_id=chat.id, text="still here")
+    assert stand_in.reply_keyboard(chat) == keyboard
+    await call(http, "sendMessage", chat_id=chat.id, text="Thanks!", reply_markup={"remove_keyboard": True})
+    assert stand_in.bot_messages(chat)[-1].remove_keyboard
+    assert stand_in.reply_keyboard(chat) is None
+
+
+async def test_location_buttons_are_for_private_chats_and_selective_keyboards_for_some(
+    stand_in: BotApiStandIn, http: httpx.AsyncClient, cast: Cast
+) -> None:
+    group, alice, bob = cast.group, cast.users[0], cast.users[1]
+    location_button = {"keyboard": [[{"text": "📍", "request_location": True}]]}
+    status, body = await call(http, "sendMessage", chat_id=group.id, text="Where?", reply_markup=location_button)
+    assert (status, body["description"]) == (400, "Bad Request: location can be requested in private chats only")
+    assert stand_in.bot_messages(group) == []
+
+    question = stand_in.send_text(group, bob, "which city?")
+    text_keyboard = {"keyboard": [["Rome", "Paris"]], "selective": True}
+    await call(
+        http,
+        "sendMessage",
+        chat_id=group.id,
+        text="Pick one",
+        reply_markup=text_keyboard,
+        reply_parameters={"message_id": question},
+    )
+    bobs = stand_in.reply_keyboard(group, bob)
+    assert bobs is not None and bobs.buttons == [("Rome", False), ("Paris", False)]
+    assert stand_in.reply_keyboard(group, alice) is None  # selective: only for the one it answers
+    assert stand_in.reply_keyboard(group) == bobs
+
+
+async def test_a_user_location_is_a_bot_api_location(
+    stand_in: BotApiStandIn, http: httpx.AsyncClient, cast: Cast
+) -> None:
+    chat, alice, bob = cast.private_chats[0], cast.users[0], cast.users[1]
+    message_id = stand_in.send_location(chat, alice, 48.8566, 2.3522)
+    with pytest.raises(ValueError, match="latitude in"):
+        stand_in.send_location(chat, alice, 95.0, 2.0)
+    _, body = await call(http, "getUpdates")
+    (update,) = body["result"]
+    assert update["message"]["message_id"] == message_id
+    assert update["message"]["location"] == {"latitude": 48.8566, "longitude": 2.3522}
+    assert "text" not in update["message"]
+    (entry,) = stand_in.timeline(chat)
+    assert (entry.kind, entry.location) == ("location", Location(48.8566, 2.3522))
+
+    async with httpx.AsyncClient(base_url=stand_in.url, timeout=10) as page:
+        shared = await page.post(
+            f"/api/chats/{chat.id}/location", json={"user_id": alice.id, "latitude": 35.6762, "longitude": 139.6503}
+        )
+        assert shared.status_code == 200 and shared.json()["ok"] is True
+        off_the_globe = await page.post(
+            f"/api/chats/{chat.id}/location", json={"user_id": alice.id, "latitude": 35.6762, "longitude": 190}
+        )
+        assert off_the_globe.status_code == 400 and "longitude" in off_the_globe.json()["error"]
+        not_a_member = await page.post(
+            f"/api/chats/{chat.id}/location", json={"user_id": bob.id, "latitude": 1, "longitude": 2}
+        )
+        assert not_a_member.status_code == 403
+        garbled = await page.post(f"/api/chats/{chat.id}/location", json={"user_id": alice.id, "latitude": "x"})
+        assert garbled.status_code == 400
+        views = (await page.get(f"/api/chats/{chat.id}/messages")).json()["messages"]
+    assert views[-1]["message_id"] == shared.json()["message_id"]
+    assert (views[-1]["kind"], views[-1]["from"]) == ("location", "user")
+    assert views[-1]["place"] == {
+        "title": None,
+        "address": None,
+        "latitude": 35.6762,
+        "longitude": 139.6503,
+        "map_url": "https://www.openstreetmap.org/?mlat=35.6762&mlon=139.6503#map=12/35.6762/139.6503",
+    }
+    assert len(stand_in.timeline(chat)) == 2  # the refused ones added nothing
