@@ -84,8 +84,13 @@ async def test_a_new_user_gets_named_destinations_likes_pages_and_group_suggesti
             first_page = await album_names(page, 5)
             assert len(set(first_page)) == 5
             buttons = page.get_by_test_id("keyboard-button")
-            await expect(buttons).to_have_text(["👍1", "👍2", "👍3", "👍4", "👍5", "More ▶"])
+            likes_and_pins = ["👍1", "👍2", "👍3", "👍4", "👍5", "📍1", "📍2", "📍3", "📍4", "📍5"]
+            await expect(buttons).to_have_text([*likes_and_pins, "More ▶"])
             await page.screenshot(path=str(ARTIFACTS / f"real-{label}-1-album.png"))
+
+            # 📍1: the first place as a venue card, named as in the album.
+            await page.get_by_role("button", name="📍1").last.click()
+            await expect(page.get_by_test_id("place-title").last).to_contain_text(first_page[0])
 
             await buttons.first.click()
             await expect(page.get_by_test_id("toast")).to_contain_text(first_page[0])

@@ -182,7 +182,8 @@ def test_allowed_positions_checks_its_input() -> None:
 
 def test_build_index_saves_the_chosen_index_in_the_version_folder(tmp_path: Path) -> None:
     from recommender.catalog import load_catalog
-    from recommender.index import build_index, open_index
+    from recommender.index import open_index
+    from recommender.index_build import build_index
     from tests.worker.fakes import ColourExtractor, colour_catalog
 
     catalog = load_catalog(colour_catalog(tmp_path / "catalog", 12))
