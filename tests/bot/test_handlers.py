@@ -19,7 +19,7 @@ from bot.album import CatalogPhotos
 from bot.i18n import Lang, Translator
 from bot.ratelimit import PhotoRateLimit
 from bot.settings import BotSettings
-from contract import keys
+from contract import codec, keys
 from contract import messages as m
 from contract.client import ChatBusy, QueueFull
 
@@ -79,6 +79,7 @@ class StubMessage:
     photo: tuple[Any, ...] = ()
     document: Any = None
     caption: str | None = None
+    location: Any = None
 
     async def reply_text(self, text: str, reply_markup: InlineKeyboardMarkup | None = None) -> None:
         self.log.said.append(Sent("reply", text, reply_markup))
@@ -376,3 +377,40 @@ async def test_an_unreadable_choice_falls_back_to_the_apps_language(
     monkeypatch.setattr(harness.redis, "get", down)
     (reply,) = await harness.say(handlers.start)
     assert reply.text == harness.translator.for_language("de").gettext(texts.START)
+
+
+# --- places on the map ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StubLocation:
+    latitude: float
+    longitude: float
+
+
+async def test_a_location_off_the_globe_or_at_zero_is_refused_and_a_good_one_kept(harness: Harness) -> None:
+    en = harness.translator.default
+    for latitude, longitude in ((0.0, 0.0), (95.0, 10.0), (10.0, -181.0)):
+        update = harness.update()
+        update.effective_message.location = StubLocation(latitude, longitude)
+        harness.log.said.clear()
+        await handlers.location(update, harness.context())  # type: ignore[arg-type]
+        assert [s.text for s in harness.log.said] == [en.gettext(texts.BAD_LOCATION)], (latitude, longitude)
+        assert not await harness.redis.exists(keys.user_location(USER_ID))
+    update = harness.update()
+    update.effective_message.location = StubLocation(41.9, 12.5)
+    await handlers.location(update, harness.context())  # type: ignore[arg-type]
+    stored = codec.location_from_json(await harness.redis.get(keys.user_location(USER_ID)))
+    assert stored == m.Location(41.9, 12.5)
+    # The next photo's request carries it; /nearby off forgets it.
+    assert (await handlers._scope(harness.services, USER_ID, CHAT_ID))[0] == stored
+    assert await harness.say(handlers.nearby_command, "off") == [Sent("reply", en.gettext(texts.DISTANCE_OFF))]
+    assert not await harness.redis.exists(keys.user_location(USER_ID))
+
+
+async def test_a_pin_for_a_place_without_coordinates_says_so_by_name(harness: Harness) -> None:
+    harness.jobs.outcome = m.Located(item(1))  # the catalog gives it no lat/lon
+    en = harness.translator.default
+    said = await harness.press("map:page1:2")
+    assert harness.jobs.requests == [m.Locate("page1", 2)]
+    assert said == [Sent("answer", en.gettext(texts.NO_COORDINATES, name="Place 1"))]
