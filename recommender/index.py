@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recommender.ann import IndexKind, open_vector_index
-from recommender.catalog import Destination
+from recommender.catalog import Destination, destination_from_stored
 from recommender.errors import UserError
 from recommender.fingerprint import BackboneFingerprint, ExtractionOptions, FingerprintMismatch
 from recommender.geo import coordinates, destination_countries
@@ -303,14 +303,16 @@ def open_index(
     if expected is not None and manifest.fingerprint != expected:
         raise FingerprintMismatch(manifest.fingerprint, expected)
     try:
-        rows = [json.loads(line) for line in (folder / "destinations.jsonl").read_text("utf-8").splitlines() if line]
+        # One parse of the whole file as a JSON array: a million json.loads calls cost three times as much.
+        lines = (folder / "destinations.jsonl").read_text("utf-8").splitlines()
+        rows = json.loads("[" + ",".join(line for line in lines if line) + "]")
         vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         raw_path, whitening_path = folder / "raw.npy", folder / "whitening.npz"
         raw = np.load(raw_path, mmap_mode="r") if raw_path.exists() else vectors
         whitening = Whitening.load(whitening_path) if whitening_path.exists() else None
         groups_path = folder / "duplicates.npy"
         groups = np.load(groups_path) if groups_path.exists() else None
-        destinations = tuple(Destination.from_dict(row) for row in rows)
+        destinations = tuple(destination_from_stored(row) for row in rows)
         hashes = tuple(str(row["content_hash"]) for row in rows)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise IndexUnavailable(f"index version {version} is damaged; rebuild it. Received: {error}") from error

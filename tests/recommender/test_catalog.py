@@ -323,3 +323,18 @@ def test_the_shared_travel_photos_come_out_named():
     assert len(catalog.destinations) == 148 and not catalog.problems
     assert all(d.name and not d.name[0].isdigit() for d in catalog.destinations)
     assert all(d.lat is not None and d.lon is not None for d in catalog.destinations)
+
+
+def test_rows_the_index_stored_read_back_as_the_same_destinations():
+    import json
+
+    from recommender.catalog import destination_from_stored
+
+    full = Destination(
+        "a", "x.jpg", "A", "Rome", "Italy", 41.9, 12.5, "d", ("t",), "Ann", "CC0", "rome", (("de", "Rom"),)
+    )
+    row = json.loads(json.dumps({**full.to_dict(), "content_hash": "h"}))
+    assert destination_from_stored(row) == full
+    assert hash(destination_from_stored(row)) == hash(full)
+    old = {"id": "b", "image": "b.jpg", "name": "B", "content_hash": "h"}  # written before the newer columns
+    assert destination_from_stored(old) == Destination("b", "b.jpg", "B")
