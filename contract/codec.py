@@ -9,6 +9,7 @@ records in the dead-letter stream. Nothing is unpickled.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 from enum import StrEnum
@@ -134,7 +135,7 @@ def _decode(cls: type[T], data: Any, path: str) -> T:
     """A dataclass from a JSON object, checking every field's type against the class's annotations."""
     if not isinstance(data, dict):
         raise ProtocolError(f"{path} must be an object, not {type(data).__name__}")
-    hints = get_type_hints(cls)
+    hints = _field_types(cls)
     values = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         if field.name in data:
@@ -145,6 +146,12 @@ def _decode(cls: type[T], data: Any, path: str) -> T:
     if unknown:
         raise ProtocolError(f"{path} has unknown field(s) {', '.join(unknown)}")
     return cls(**values)
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """The class's annotations, resolved once: resolving them (they are strings here) costs more than decoding."""
+    return get_type_hints(cls)
 
 
 def _value(tp: Any, value: Any, path: str) -> Any:
