@@ -224,7 +224,9 @@ def convert(model: object, runtime: str, *, input_size: int, calibration: int = 
         # Through a SavedModel: the converter freezes its variables into the flatbuffer as constants.
         network.export(folder, format="tf_saved_model", verbose=False)  # type: ignore[attr-defined]
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-        return _run_converter(converter, runtime, model_name=network.name, input_size=input_size, calibration=calibration)  # type: ignore[attr-defined]
+        return _run_converter(
+            converter, runtime, model_name=network.name, input_size=input_size, calibration=calibration
+        )  # type: ignore[attr-defined]
 
 
 def _run_converter(converter: object, runtime: str, *, model_name: str, input_size: int, calibration: int) -> bytes:
