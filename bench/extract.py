@@ -49,6 +49,9 @@ def parse_args() -> argparse.Namespace:
         choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8"),
         help="what runs the network (default: %(default)s)",
     )
+    parser.add_argument(
+        "--weights-cache", type=Path, help="where converted LiteRT models are cached (default: the weights cache)"
+    )
     parser.add_argument("--batches", default="1,8,32", help="comma-separated batch sizes (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per batch size (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per batch size (default: %(default)s)")
@@ -98,7 +101,7 @@ def main() -> None:
     from recommender.pipeline import embed_paths
 
     started = time.perf_counter()
-    extractor = Extractor(load_backbone(args.backbone), runtime=args.runtime)
+    extractor = Extractor(load_backbone(args.backbone), runtime=args.runtime, cache_dir=args.weights_cache)
     loaded = time.perf_counter()
     extractor.warm_up()
     warmed = time.perf_counter()
