@@ -119,7 +119,10 @@ def colour_histogram(images: np.ndarray, bins: tuple[int, int, int] = COLOUR_BIN
     for axis, count in enumerate(bins):
         codes = codes * count + np.minimum((hsv[..., axis] * count).astype(np.int32), count - 1)
     total = int(np.prod(bins))
-    counts = np.stack([np.bincount(row, minlength=total) for row in codes]).astype(np.float32)
+    # One bincount for the whole batch: each photo's codes offset into its own range of bins.
+    offsets = (np.arange(len(images)) * total)[:, None]
+    counts = np.bincount((codes + offsets).ravel(), minlength=len(images) * total)
+    counts = counts.reshape(len(images), total).astype(np.float32)
     roots = np.sqrt(counts)
     return roots / np.maximum(np.linalg.norm(roots, axis=-1, keepdims=True), 1e-12)
 
