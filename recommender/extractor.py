@@ -190,10 +190,10 @@ class Extractor:
         self._run_zeros(self.max_batch)
         seconds = time.perf_counter() - started
         logger.info(
-            "extractor %s (%s) warmed up for batch sizes %s; a batch of %d takes %.1f ms here (%.0f images/s)",
+            "extractor %s warmed up for batch sizes %s on %s; a batch of %d takes %.1f ms here (%.0f images/s)",
             self.fingerprint.name,
-            self.runtime,
             self.buckets,
+            self.runtime,
             self.max_batch,
             1000 * seconds,
             self.max_batch / max(seconds, 1e-9),
