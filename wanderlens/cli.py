@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--runtime",
-            choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8"),
+            choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-mixed"),
             default="auto" if default_backbone else None,
             help="what runs the network: TensorFlow, or LiteRT (XNNPACK, CPU) in float32 or int8; "
             + ("auto: TensorFlow (default)" if default_backbone else "default: the index's"),
