@@ -13,7 +13,9 @@ import csv
 import io
 import math
 import tempfile
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -21,6 +23,15 @@ from recommender.errors import BadInput
 
 FLOAT_LAYERS = 20  # fixed on the travel photos (not an evaluation set): 2 layers gave 0.9937 mean cosine, 20: 0.9975
 STATISTICS_SCENES = 16  # others than the calibration's (seed 1)
+
+
+@contextmanager
+def _debugger_interpreter() -> Iterator[None]:
+    """The debugger runs TensorFlow's deprecated `tf.lite.Interpreter` inside, which warns each time; nothing here
+    can choose LiteRT's instead (the models it writes are run with LiteRT's)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated", category=UserWarning)
+        yield
 
 
 def _scenes(count: int, size: int, seed: int) -> Iterator[list[np.ndarray]]:
@@ -55,11 +66,12 @@ def sensitive_tensors(network: object, *, input_size: int, calibration: int, cou
     features = keras.Model(network.input, {"features": layers["head_relu"].output}, name=network.name)
     with tempfile.TemporaryDirectory(prefix="wanderlens-litert-") as folder:
         features.export(folder, format="tf_saved_model", verbose=False)
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=_quantising(folder, input_size=input_size, calibration=calibration),
-            debug_dataset=lambda: _scenes(STATISTICS_SCENES, input_size, 1),
-        )
-        debugger.run()
+        with _debugger_interpreter():
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=_quantising(folder, input_size=input_size, calibration=calibration),
+                debug_dataset=lambda: _scenes(STATISTICS_SCENES, input_size, 1),
+            )
+            debugger.run()
         dump = io.StringIO()
         debugger.layer_statistics_dump(dump)
     dump.seek(0)
@@ -76,12 +88,13 @@ def convert_mixed(network: object, folder: str, *, input_size: int, calibration:
     import tensorflow as tf
 
     floats = sensitive_tensors(network, input_size=input_size, calibration=calibration)
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=_quantising(folder, input_size=input_size, calibration=calibration),
-        debug_dataset=lambda: _scenes(2, input_size, 1),
-        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=floats),
-    )
-    content = bytes(debugger.get_nondebug_quantized_model())
+    with _debugger_interpreter():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=_quantising(folder, input_size=input_size, calibration=calibration),
+            debug_dataset=lambda: _scenes(2, input_size, 1),
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=floats),
+        )
+        content = bytes(debugger.get_nondebug_quantized_model())
     _check_kept_float(content, floats)
     return content
 
