@@ -4,6 +4,7 @@ Run from the repository root::
 
     python -m bench.extract                      # efficientnet-lite0, batches 1, 8, 32
     python -m bench.extract --backbone efficientnet-lite2 --batches 1,16,32,64 --repeats 50
+    python -m bench.extract --runtime tflite-int8   # LiteRT with XNNPACK (recommender.litert)
 
 The network's cost does not depend on what the pixels show, so the per-batch figures use random uint8 input
 through ``Extractor.embed`` (padding to its batch-size buckets included). The end-to-end line decodes
@@ -42,6 +43,15 @@ PHOTOS_DIR = SHARED_DATASETS / "travel-photos" / "images"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="efficientnet-lite0", help="backbone name (default: %(default)s)")
+    parser.add_argument(
+        "--runtime",
+        default="tensorflow",
+        choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-mixed"),
+        help="what runs the network (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--weights-cache", type=Path, help="where converted LiteRT models are cached (default: the weights cache)"
+    )
     parser.add_argument("--batches", default="1,8,32", help="comma-separated batch sizes (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per batch size (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per batch size (default: %(default)s)")
@@ -91,14 +101,15 @@ def main() -> None:
     from recommender.pipeline import embed_paths
 
     started = time.perf_counter()
-    extractor = Extractor(load_backbone(args.backbone))
+    extractor = Extractor(load_backbone(args.backbone), runtime=args.runtime, cache_dir=args.weights_cache)
     loaded = time.perf_counter()
     extractor.warm_up()
     warmed = time.perf_counter()
     print_header(f"extraction: {extractor.fingerprint.describe()}")
     print(
         f"model load {loaded - started:.1f}s, warm-up of buckets {extractor.buckets} {warmed - loaded:.1f}s; "
-        f"input {extractor.input_size}x{extractor.input_size}, {args.warmup} untimed + {args.repeats} timed calls each"
+        f"input {extractor.input_size}x{extractor.input_size}, runtime {extractor.runtime}, "
+        f"{args.warmup} untimed + {args.repeats} timed calls each"
     )
     print()
 

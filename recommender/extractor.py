@@ -11,7 +11,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -94,7 +95,13 @@ def compile_for_backend(model: keras.Model, finish: Callable[[dict[str, object]]
 
 
 class Extractor:
-    """Holds a backbone and its compiled inference steps; safe to call from one thread at a time."""
+    """Holds a backbone and its compiled inference steps; safe to call from one thread at a time.
+
+    ``runtime``: "tensorflow" (Keras, any backend, the GPU path), "tflite-fp32" or "tflite-int8" (the network
+    converted to LiteRT and run with XNNPACK on the CPU, `recommender.litert`), or "auto" (`resolve_runtime`). The
+    converted model is cached under ``cache_dir`` (the weights cache when None). The runtime is part of the
+    fingerprint: an index only serves queries extracted by the runtime that built it.
+    """
 
     def __init__(
         self,
@@ -102,18 +109,46 @@ class Extractor:
         *,
         buckets: Sequence[int] = DEFAULT_BUCKETS,
         hints: int = DEFAULT_HINTS,
+        runtime: str = "tensorflow",
+        cache_dir: Path | None = None,
     ) -> None:
         if not buckets or sorted(buckets) != list(buckets) or buckets[0] < 1:
             raise ValueError(f"buckets must be increasing positive sizes. Received: buckets={buckets!r}")
         self.backbone = backbone
         self.buckets = tuple(buckets)
         self.hint_count = hints if backbone.labels else 0
-        # One compiled step per bucket, each traced once: a new shape never recompiles a step in use.
-        self._steps = {bucket: compile_for_backend(backbone.model, self._finish) for bucket in self.buckets}
+        if runtime != "tensorflow":  # "auto" and the LiteRT names are resolved and checked there
+            from recommender.litert import resolve_runtime
+
+            runtime = resolve_runtime(runtime)
+        self.runtime = runtime
+        self._fingerprint = replace(backbone.fingerprint, runtime=runtime)
+        self._steps: dict[int, Callable[[np.ndarray], object]]
+        if runtime == "tensorflow":
+            # One compiled step per bucket, each traced once: a new shape never recompiles a step in use.
+            self._steps = {bucket: compile_for_backend(backbone.model, self._finish) for bucket in self.buckets}
+        else:
+            self._steps = self._lite_steps(cache_dir)  # type: ignore[assignment]
+
+    def _lite_steps(self, cache_dir: Path | None) -> dict[int, Callable[[np.ndarray], object]]:
+        from recommender.download import default_cache_dir
+        from recommender.litert import ConversionSpec, lite_steps
+
+        spec = ConversionSpec(
+            self.backbone.fingerprint, self.options, self.runtime, include_top="logits" in self.backbone.model.output
+        )
+        return lite_steps(  # type: ignore[return-value]
+            self.backbone.model,
+            spec,
+            buckets=self.buckets,
+            hints=self.hint_count,
+            colour_weight=self.options.colour_weight,
+            cache_dir=cache_dir or default_cache_dir(),
+        )
 
     @property
     def fingerprint(self) -> BackboneFingerprint:
-        return self.backbone.fingerprint
+        return self._fingerprint
 
     @property
     def input_size(self) -> int:
@@ -155,9 +190,10 @@ class Extractor:
         self._run_zeros(self.max_batch)
         seconds = time.perf_counter() - started
         logger.info(
-            "extractor %s warmed up for batch sizes %s; a batch of %d takes %.1f ms here (%.0f images/s)",
+            "extractor %s warmed up for batch sizes %s on %s; a batch of %d takes %.1f ms here (%.0f images/s)",
             self.fingerprint.name,
             self.buckets,
+            self.runtime,
             self.max_batch,
             1000 * seconds,
             self.max_batch / max(seconds, 1e-9),

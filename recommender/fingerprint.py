@@ -21,11 +21,17 @@ class BackboneFingerprint:
     input_size: int
     preprocessing: str
     dim: int
+    # What ran the network: "tensorflow", "tflite-fp32" or "tflite-int8" (recommender.litert). int8 vectors are
+    # close to TensorFlow's but not equal, so an index and its queries must come from the same runtime.
+    runtime: str = "tensorflow"
 
     @property
     def key(self) -> str:
         """A short stable id of the whole fingerprint, for cache keys and log lines."""
-        encoded = json.dumps(asdict(self), sort_keys=True).encode()
+        fields = asdict(self)
+        if self.runtime == "tensorflow":
+            del fields["runtime"]  # the keys of fingerprints from before the runtime existed stay as they were
+        encoded = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(encoded).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, object]:
@@ -40,10 +46,15 @@ class BackboneFingerprint:
             input_size=int(data["input_size"]),  # type: ignore[arg-type]
             preprocessing=str(data["preprocessing"]),
             dim=int(data["dim"]),  # type: ignore[arg-type]
+            runtime=str(data.get("runtime", "tensorflow")),  # indexes from before the runtime existed: TensorFlow
         )
 
     def describe(self) -> str:
-        return f"{self.name} ({self.layer}, {self.dim}-d, {self.input_size}px, weights {self.weights_sha256[:12]})"
+        runtime = "" if self.runtime == "tensorflow" else f", {self.runtime}"
+        return (
+            f"{self.name} ({self.layer}, {self.dim}-d, {self.input_size}px, weights {self.weights_sha256[:12]}"
+            f"{runtime})"
+        )
 
 
 # The colour part of a fingerprint: a hue x saturation x value histogram of the photo's pixels. Scenes differ in
@@ -112,11 +123,14 @@ class FingerprintMismatch(UserError, ValueError):
     def __init__(self, index: BackboneFingerprint, extractor: BackboneFingerprint) -> None:
         differing = [
             field
-            for field in ("name", "weights_sha256", "layer", "input_size", "preprocessing", "dim")
+            for field in ("name", "weights_sha256", "layer", "input_size", "preprocessing", "dim", "runtime")
             if getattr(index, field) != getattr(extractor, field)
         ]
+        choose = "--backbone"
+        if "runtime" in differing:
+            choose = f"runtime (--runtime {index.runtime}, WANDERLENS_RUNTIME={index.runtime} for the worker)"
         super().__init__(
             f"the index was built with {index.describe()} but the extractor is {extractor.describe()} "
             f"(they differ in: {', '.join(differing)}). Rebuild the index with `wanderlens index` "
-            f"or choose the matching --backbone. Received: index={index.key} extractor={extractor.key}"
+            f"or choose the matching {choose}. Received: index={index.key} extractor={extractor.key}"
         )

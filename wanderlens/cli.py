@@ -29,7 +29,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog, metadata=args.metadata, columns=parse_columns(args.columns or ""))
     for problem in catalog.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    extractor = Extractor(_load(args))
+    extractor = Extractor(_load(args), runtime=args.runtime, cache_dir=args.weights_cache)
     report = build_index(
         catalog,
         extractor,
@@ -68,7 +68,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         return 2
     backbone = args.backbone or manifest.fingerprint.name  # queries are extracted as the catalog was
     extractor = Extractor(
-        load_backbone(backbone, weights=args.weights, cache_dir=args.weights_cache, options=manifest.extraction)
+        load_backbone(backbone, weights=args.weights, cache_dir=args.weights_cache, options=manifest.extraction),
+        runtime=args.runtime or manifest.fingerprint.runtime,
+        cache_dir=args.weights_cache,
     )
     index = open_index(args.index, expected=extractor.fingerprint)
     embedded = extractor.embed(extractor.preprocess(args.photo)[np.newaxis])
@@ -103,7 +105,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from recommender.extractor import Extractor
     from recommender.tools.evaluation import evaluate_manifest
 
-    extractor = Extractor(_load(args))
+    extractor = Extractor(_load(args), runtime=args.runtime, cache_dir=args.weights_cache)
     report = evaluate_manifest(
         args.manifest,
         extractor,
@@ -114,7 +116,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     for failure in report.failures:
         print(f"warning: left out {failure}", file=sys.stderr)
-    print(f"backbone: {extractor.fingerprint.describe()}, {extractor.options}, {_refine(args)}")
+    print(f"backbone: {extractor.fingerprint.describe()}, {extractor.options}, {_refine(args)}, {extractor.runtime}")
     print(f"queries: {report.queries}  database: {report.database}")
     print(report.summary_line())
     return 0
@@ -219,7 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
             "--weights-cache",
             type=Path,
             default=default_cache_dir(),
-            help="where downloaded weights are kept",
+            help="where downloaded weights (and converted LiteRT models) are kept",
+        )
+        sub.add_argument(
+            "--runtime",
+            choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-mixed"),
+            default="auto" if default_backbone else None,
+            help="what runs the network: TensorFlow, or LiteRT (XNNPACK, CPU) in float32 or int8; "
+            + ("auto: TensorFlow (default)" if default_backbone else "default: the index's"),
         )
 
     def descriptor_options(sub: argparse.ArgumentParser) -> None:

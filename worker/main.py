@@ -40,7 +40,9 @@ def load_model_and_index(settings: WorkerSettings) -> tuple[object, object]:
             weights=settings.weights,
             cache_dir=settings.weights_cache,
             options=manifest.extraction if manifest is not None else None,
-        )
+        ),
+        runtime=settings.runtime,  # never taken from the index: a mismatch must be seen, not followed
+        cache_dir=settings.weights_cache,
     )
     index = open_index(settings.index_dir, expected=extractor.fingerprint, search=settings.search)
     extractor.warm_up()

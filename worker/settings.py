@@ -9,6 +9,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -45,6 +46,9 @@ class WorkerSettings(RedisSettings):
     backbone: str = Field(DEFAULT_BACKBONE, description="Feature extractor; must match the index's.")
     weights: str = Field("default", description="'default' (the backbone's release) or a local weights file.")
     weights_cache: Path = Field(default_factory=default_cache_dir, description="Where downloaded weights are kept.")
+    runtime: Literal["auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-mixed"] = Field(
+        "auto", description="tensorflow, tflite-fp32, tflite-int8 or auto; must match the index's."
+    )
     batch_size: int = Field(_DEFAULTS.batch_size, ge=1, le=256, description="Most photos in one forward pass.")
     batch_wait_ms: float = Field(
         _DEFAULTS.batch_wait_ms, ge=0, le=1000, description="How long a partial batch waits for more photos (0: never)."

@@ -1,9 +1,11 @@
 """The colour part of a fingerprint: a hue x saturation x value histogram, computed inside the model's graph so that
-the index, the worker and the GPU all extract it the same way as the network's part."""
+the index, the worker and the GPU all extract it the same way as the network's part; and its numpy twin, equal to
+it, for the LiteRT runtimes, which cannot convert `rgb_to_hsv` (`recommender.litert`)."""
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from recommender.fingerprint import COLOUR_BINS
@@ -44,6 +46,40 @@ class ColourHistogram(layers.Layer):
 
     def get_config(self) -> dict[str, object]:
         return {**super().get_config(), "bins": list(self.bins)}
+
+
+def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
+    """TensorFlow's RGBToHSV kernel in numpy (float32 in 0..1): hue in [0, 1), ties resolved red, green, blue."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    value = np.max(rgb, axis=-1)
+    spread = value - np.min(rgb, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        saturation = np.where(value > 0, spread / value, 0.0).astype(np.float32)
+        norm = (np.float32(1.0) / spread) * np.float32(1.0 / 6.0)  # in TensorFlow's order: bins are exact
+        hue = np.where(
+            r == value,
+            norm * (g - b),
+            np.where(g == value, norm * (b - r) + np.float32(2.0 / 6.0), norm * (r - g) + np.float32(4.0 / 6.0)),
+        )
+    hue = np.where(spread > 0, hue, 0.0)
+    hue = np.where(hue < 0, hue + np.float32(1.0), hue).astype(np.float32)
+    return np.stack([hue, saturation, value.astype(np.float32)], axis=-1)
+
+
+def colour_histogram_numpy(images: np.ndarray, bins: tuple[int, int, int] = COLOUR_BINS) -> np.ndarray:
+    """`ColourHistogram` in numpy, for runtimes without `rgb_to_hsv` (LiteRT): uint8 (n, S, S, 3) -> (n, bins)."""
+    sampled = images[:, ::_STRIDE, ::_STRIDE, :].astype(np.float32) / np.float32(255.0)
+    hsv = rgb_to_hsv(sampled).reshape(len(images), -1, 3)
+    codes = np.zeros(hsv.shape[:2], dtype=np.int64)
+    for axis, count in enumerate(bins):
+        codes = codes * count + np.minimum((hsv[..., axis] * count).astype(np.int32), count - 1)
+    total = int(np.prod(bins))
+    # One bincount for the whole batch: each photo's codes offset into its own range of bins.
+    offsets = (np.arange(len(images)) * total)[:, None]
+    counts = np.bincount((codes + offsets).ravel(), minlength=len(images) * total)
+    counts = counts.reshape(len(images), total).astype(np.float32)
+    roots = np.sqrt(counts)
+    return roots / np.maximum(np.linalg.norm(roots, axis=-1, keepdims=True), 1e-12)
 
 
 def with_colour(model: keras.Model, weight: float) -> keras.Model:

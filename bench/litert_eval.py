@@ -1,0 +1,124 @@
+"""Retrieval quality of the LiteRT runtimes beside TensorFlow's, on both dev sets, whole and in two halves.
+
+Run from the repository root (needs ``../shared/datasets``)::
+
+    python -m bench.litert_eval                            # tensorflow, tflite-fp32, tflite-int8
+    python -m bench.litert_eval --runtimes tensorflow,tflite-int8
+
+Each runtime fingerprints every photo of holidays-dev and intel-scenes-dev once with the default extraction; the
+figures are then those `wanderlens eval` reports (the index's default refinement), for the whole set and for each
+half. The halves answer the issue's rule (int8 may cost at most 0.005 in Holidays mAP and in Intel P@1, chosen on
+one half and confirmed on the other). They are deterministic: Holidays is split by label (a query and its matches
+stay together), Intel by photo (its labels are its six classes, which each half must keep), both by the sha256 of
+the label or path. Each half is evaluated as a dev set of its own: its photos are its whole catalog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import SHARED_DATASETS, print_load_after, print_table, quiet_tensorflow
+
+MAX_COST = 0.005  # the issue's rule
+
+
+@dataclass(frozen=True)
+class DevSet:
+    name: str
+    figure: str  # "mAP" or "P@1": what the rule looks at
+    split_by_label: bool
+
+
+DEV_SETS = (DevSet("holidays-dev", "mAP", True), DevSet("intel-scenes-dev", "P@1", False))
+
+
+def half_of(text: str) -> int:
+    return hashlib.sha256(text.encode()).digest()[0] % 2
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runtimes", default="tensorflow,tflite-fp32,tflite-int8", help="comma-separated")
+    parser.add_argument("--datasets", type=Path, default=SHARED_DATASETS)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    quiet_tensorflow()
+    from recommender.backbones import load_backbone
+    from recommender.extractor import Extractor
+    from recommender.pipeline import embed_paths
+    from recommender.refine import DEFAULT_REFINE
+    from recommender.tools.evaluation import evaluate_vectors, read_manifest
+
+    backbone = load_backbone()
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    photos = {s.name: read_manifest(args.datasets / s.name / "manifest.csv") for s in DEV_SETS}
+    vectors: dict[tuple[str, str], np.ndarray] = {}
+    for runtime in runtimes:
+        extractor = Extractor(backbone, runtime=runtime)
+        for dev in DEV_SETS:
+            started = time.perf_counter()
+            embedded = embed_paths([p.path for p in photos[dev.name]], extractor, progress=False)
+            if embedded.failures:
+                raise RuntimeError(f"{dev.name}: {len(embedded.failures)} photos failed: {embedded.failures}")
+            vectors[runtime, dev.name] = np.stack([embedded.vectors[i] for i in range(len(photos[dev.name]))])
+            print(f"{runtime} {dev.name}: {len(photos[dev.name])} photos in {time.perf_counter() - started:.1f}s")
+
+    @functools.cache  # TensorFlow's figures are the baseline of every other runtime's
+    def figures(runtime: str, dev: DevSet, half: int | None) -> tuple[float, float]:
+        rows = [  # the photos of this half (all of them for None)
+            i
+            for i, p in enumerate(photos[dev.name])
+            if half is None or half_of(p.label if dev.split_by_label else str(p.path.name)) == half
+        ]
+        report = evaluate_vectors(
+            vectors[runtime, dev.name][rows],
+            [photos[dev.name][i].label for i in rows],
+            [photos[dev.name][i].is_query for i in rows],
+            DEFAULT_REFINE,
+            unwhitened_tail=backbone.options.unwhitened_tail,
+        )
+        return report.mean_average_precision, report.precision_at_1
+
+    print()
+    rows = []
+    verdicts: dict[str, list[bool]] = {}
+    for runtime in runtimes:
+        row: list[object] = [runtime]
+        for dev in DEV_SETS:
+            for half in (None, 0, 1):
+                mean_ap, p1 = figures(runtime, dev, half)
+                row.append(f"{mean_ap if dev.figure == 'mAP' else p1:.4f}")
+                if half is not None and "tensorflow" in runtimes:
+                    base_ap, base_p1 = figures("tensorflow", dev, half)
+                    cost = (base_ap - mean_ap) if dev.figure == "mAP" else (base_p1 - p1)
+                    verdicts.setdefault(runtime, []).append(cost <= MAX_COST)
+        if "tensorflow" in runtimes:
+            cosines = np.concatenate(
+                [np.sum(vectors[runtime, d.name] * vectors["tensorflow", d.name], axis=1) for d in DEV_SETS]
+            )
+            row += [f"{cosines.mean():.4f}", f"{cosines.min():.4f}"]
+        rows.append(row)
+    headers = ["runtime"]
+    for dev in DEV_SETS:
+        headers += [f"{dev.name} {dev.figure}", "half 0", "half 1"]
+    headers += ["mean cos to TF", "min cos"] if "tensorflow" in runtimes else []
+    print_table(headers, rows)
+    print()
+    for runtime, passed in verdicts.items():
+        if runtime != "tensorflow":
+            print(f"{runtime}: costs <= {MAX_COST} on every half of both sets: {'yes' if all(passed) else 'no'}")
+    print_load_after()
+
+
+if __name__ == "__main__":
+    main()

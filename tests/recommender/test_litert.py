@@ -1,0 +1,253 @@
+"""The LiteRT runtimes (recommender.litert): vectors and hints against TensorFlow's, the conversion cache, the
+runtime in the fingerprint, and the bench's --runtime path.
+
+The real efficientnet-lite0 with the default extraction is converted once per runtime for the whole session
+(fp32 in a few seconds, int8 with its calibration in about fifteen); photos are ../shared's travel photos, or
+generated scenes where those are absent (neither is an evaluation set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender import litert
+from recommender.backbones.colour import colour_histogram_numpy
+from recommender.catalog import load_catalog
+from recommender.errors import BadInput
+from recommender.extractor import Extractor
+from recommender.fingerprint import BackboneFingerprint, FingerprintMismatch
+from recommender.images import load_for_model
+from recommender.index import open_index
+from recommender.index_build import build_index
+from tests.conftest import _generated_scenes
+
+PHOTOS = 24
+
+
+@pytest.fixture(scope="session")
+def lite_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("litert-cache")
+
+
+@pytest.fixture(scope="session")
+def photos(travel_catalog: Path) -> np.ndarray:
+    paths = sorted(p for p in travel_catalog.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:PHOTOS]
+    return np.stack([load_for_model(p, 224, trim=True) for p in paths])
+
+
+@pytest.fixture(scope="session")
+def lite(default_extractor: Extractor, lite_cache: Path) -> Callable[[str], Extractor]:
+    """A LiteRT extractor of the session's default backbone per runtime, converted once into ``lite_cache``."""
+    made: dict[str, Extractor] = {}
+
+    def get(runtime: str) -> Extractor:
+        if runtime not in made:
+            made[runtime] = Extractor(default_extractor.backbone, buckets=(1, 8), runtime=runtime, cache_dir=lite_cache)
+        return made[runtime]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def reference(default_extractor: Extractor, photos: np.ndarray):
+    return default_extractor.embed(photos)
+
+
+def _model(cache: Path, runtime: str) -> Path:
+    """The cached model of ``tflite-<runtime>`` (the key's hex digits right after the runtime)."""
+    (path,) = (cache / "litert").glob(f"*-tflite-{runtime}-[0-9a-f]*.tflite")
+    return path
+
+
+def _float_tensors(path: Path) -> int:
+    interpreter = litert.interpreter_class()
+    assert interpreter is not None
+    return sum(t["dtype"] == np.float32 for t in interpreter(model_path=str(path)).get_tensor_details())
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1)
+
+
+def _top1_agreement(hints: list, reference_hints: list) -> float:
+    return float(np.mean([h[0].label == r[0].label for h, r in zip(hints, reference_hints, strict=True)]))
+
+
+def test_colour_histogram_in_numpy_is_the_keras_layers(default_extractor: Extractor, photos: np.ndarray) -> None:
+    from keras import ops
+
+    layer = default_extractor.backbone.model.get_layer("colour")
+    expected = ops.convert_to_numpy(layer(photos.astype(np.float32)))
+    np.testing.assert_allclose(colour_histogram_numpy(photos), expected, atol=1e-6)
+
+
+def test_fp32_gives_tensorflows_vectors_and_hints(lite, photos: np.ndarray, reference) -> None:
+    embedded = lite("tflite-fp32").embed(photos)
+    assert embedded.vectors.shape == reference.vectors.shape
+    assert embedded.vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(embedded.vectors, axis=1), 1.0, atol=1e-5)
+    assert _cosines(embedded.vectors, reference.vectors).min() > 0.999  # measured 0.99995
+    assert _top1_agreement(embedded.hints, reference.hints) == 1.0
+    for hints, expected in zip(embedded.hints, reference.hints, strict=True):
+        assert len(hints) == len(expected) == 3
+        assert abs(hints[0].probability - expected[0].probability) < 0.01
+
+
+def test_int8_is_quantised_and_close(lite, lite_cache: Path, photos: np.ndarray, reference) -> None:
+    int8, fp32 = lite("tflite-int8"), lite("tflite-fp32")
+    embedded = int8.embed(photos)
+    cosines = _cosines(embedded.vectors, reference.vectors)
+    assert cosines.mean() > 0.98  # measured 0.994 on these photos
+    assert cosines.min() > 0.9  # measured 0.936
+    assert _top1_agreement(embedded.hints, reference.hints) >= 0.75
+    # Really quantised: its vectors are not fp32's, and its model is about a quarter of the size.
+    assert np.abs(embedded.vectors - fp32.embed(photos).vectors).max() > 1e-3
+    assert _model(lite_cache, "int8").stat().st_size < 0.4 * _model(lite_cache, "fp32").stat().st_size
+
+
+def test_mixed_int8_keeps_its_worst_layers_float_and_is_closer(
+    lite, lite_cache: Path, photos: np.ndarray, reference
+) -> None:
+    from recommender.litert_mixed import FLOAT_LAYERS
+
+    mixed, int8 = lite("tflite-int8-mixed"), lite("tflite-int8")
+    mixed_cosines = _cosines(mixed.embed(photos).vectors, reference.vectors)
+    int8_cosines = _cosines(int8.embed(photos).vectors, reference.vectors)
+    assert mixed_cosines.mean() > 0.99  # measured 0.9975 on the 148 travel photos
+    assert mixed_cosines.mean() > int8_cosines.mean() + 0.002  # there 0.9975 against 0.9917
+    assert mixed.fingerprint.runtime == "tflite-int8-mixed" and mixed.fingerprint != int8.fingerprint
+    # Each layer kept float adds at least its float output to what the int8 graph has in float (its edges).
+    assert _float_tensors(_model(lite_cache, "int8-mixed")) >= _float_tensors(_model(lite_cache, "int8")) + FLOAT_LAYERS
+
+
+def test_a_float_layer_the_graph_lacks_is_an_error(lite, lite_cache: Path) -> None:
+    from recommender.litert_mixed import _check_kept_float
+
+    lite("tflite-int8")
+    with pytest.raises(RuntimeError, match="meant to stay float"):
+        _check_kept_float(_model(lite_cache, "int8").read_bytes(), ["no/such/tensor"])
+
+
+def test_batches_padded_to_buckets_give_the_same_vectors(lite, photos: np.ndarray) -> None:
+    extractor = lite("tflite-fp32")
+    whole = extractor.embed(photos[:11]).vectors  # 8 + 3 padded to 8
+    one_by_one = np.concatenate([extractor.embed(photos[i : i + 1]).vectors for i in range(11)])
+    np.testing.assert_allclose(whole, one_by_one, atol=1e-5)
+    assert extractor.embed(photos[:0]).vectors.shape == (0, extractor.fingerprint.dim)
+
+
+def test_the_fingerprint_records_the_runtime(lite, default_extractor: Extractor) -> None:
+    tensorflow, int8 = default_extractor.fingerprint, lite("tflite-int8").fingerprint
+    assert tensorflow.runtime == "tensorflow" and int8.runtime == "tflite-int8"
+    assert int8 != tensorflow and int8.key != tensorflow.key
+    assert replace(int8, runtime="tensorflow") == tensorflow
+    assert BackboneFingerprint.from_dict(int8.to_dict()) == int8
+    # A manifest from before the runtime existed was TensorFlow's, and keeps its key (query caches, logs).
+    old = {k: v for k, v in tensorflow.to_dict().items() if k != "runtime"}
+    assert BackboneFingerprint.from_dict(old) == tensorflow
+    assert tensorflow.key == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
+    assert "tflite-int8" in int8.describe() and "tensorflow" not in tensorflow.describe()
+
+
+def test_the_converted_model_is_cached_and_a_damaged_one_rebuilt(
+    default_extractor: Extractor, photos: np.ndarray, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backbone = default_extractor.backbone
+    before = litert.conversions
+    first = Extractor(backbone, buckets=(1,), runtime="tflite-fp32", cache_dir=tmp_path)
+    assert litert.conversions == before + 1
+    (model,) = (tmp_path / "litert").glob("*.tflite")
+    expected = first.embed(photos[:1]).vectors
+
+    second = Extractor(backbone, buckets=(1,), runtime="tflite-fp32", cache_dir=tmp_path)
+    assert litert.conversions == before + 1  # loaded, not converted
+    np.testing.assert_array_equal(second.embed(photos[:1]).vectors, expected)
+
+    content = bytearray(model.read_bytes())
+    content[len(content) // 2] ^= 0xFF  # one flipped byte in the weights: it would still load
+    model.write_bytes(bytes(content))
+    with caplog.at_level("WARNING", logger="recommender.litert"):
+        third = Extractor(backbone, buckets=(1,), runtime="tflite-fp32", cache_dir=tmp_path)
+    assert litert.conversions == before + 2
+    assert "damaged" in caplog.text
+    np.testing.assert_array_equal(third.embed(photos[:1]).vectors, expected)
+
+    model.with_suffix(".sha256").unlink()  # a conversion killed between the two writes
+    Extractor(backbone, buckets=(1,), runtime="tflite-fp32", cache_dir=tmp_path)
+    assert litert.conversions == before + 3
+
+
+def test_the_cache_key_covers_the_runtime_and_the_options(default_extractor: Extractor) -> None:
+    backbone = default_extractor.backbone
+    spec = litert.ConversionSpec(backbone.fingerprint, backbone.options, "tflite-int8", include_top=True)
+    keys = {
+        spec.key(),
+        replace(spec, runtime="tflite-fp32").key(),
+        replace(spec, options=replace(backbone.options, bands=3)).key(),
+        replace(spec, calibration_scenes=50).key(),
+        replace(spec, fingerprint=replace(backbone.fingerprint, weights_sha256="other")).key(),
+    }
+    assert len(keys) == 5
+    same = litert.ConversionSpec(spec.fingerprint, spec.options, spec.runtime, spec.include_top)
+    assert spec.key() == same.key()  # stable: a second start finds the first one's file
+
+
+def test_an_index_refuses_queries_from_another_runtime(lite, default_extractor: Extractor, tmp_path: Path) -> None:
+    catalog = load_catalog(_generated_scenes(tmp_path / "catalog", count=6))
+    out = tmp_path / "index"
+    build_index(catalog, lite("tflite-fp32"), out, progress=False)
+    assert open_index(out, expected=lite("tflite-fp32").fingerprint).fingerprint.runtime == "tflite-fp32"
+    for other in (default_extractor, lite("tflite-int8")):
+        with pytest.raises(FingerprintMismatch, match="differ in: runtime") as raised:
+            open_index(out, expected=other.fingerprint)
+        assert "--runtime tflite-fp32" in str(raised.value) and "WANDERLENS_RUNTIME=tflite-fp32" in str(raised.value)
+
+
+def test_the_worker_refuses_an_index_of_another_runtime(lite, tmp_path: Path) -> None:
+    from worker.main import load_model_and_index
+    from worker.settings import WorkerSettings
+
+    build_index(
+        load_catalog(_generated_scenes(tmp_path / "catalog", count=4)),
+        lite("tflite-int8"),
+        tmp_path / "ix",
+        progress=False,
+    )
+    settings = WorkerSettings(index_dir=tmp_path / "ix", runtime="tensorflow", weights_cache=tmp_path / "cache")
+    with pytest.raises(FingerprintMismatch, match="WANDERLENS_RUNTIME=tflite-int8"):
+        load_model_and_index(settings)
+
+
+def test_runtime_names_are_checked() -> None:
+    from pydantic import ValidationError
+
+    from worker.settings import WorkerSettings
+
+    with pytest.raises(BadInput, match="choose one of auto, tensorflow"):
+        litert.check_runtime("tflite-int4")
+    with pytest.raises(ValidationError):
+        WorkerSettings(runtime="tflite-int4")
+    assert litert.resolve_runtime("tflite-int8") == "tflite-int8"
+    assert litert.resolve_runtime("auto") in litert.RUNTIMES
+
+
+def test_the_bench_runs_with_a_runtime(monkeypatch, lite, lite_cache: Path, capsys) -> None:
+    import bench.extract
+
+    lite("tflite-int8")  # converted already: the bench loads it from the session's cache
+    before = litert.conversions
+    argv = ["extract", "--runtime", "tflite-int8", "--batches", "2", "--repeats", "1", "--warmup", "0"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--e2e-images", "0", "--weights-cache", str(lite_cache)])
+    bench.extract.main()
+    printed = capsys.readouterr().out
+    assert "runtime tflite-int8" in printed and "random x2" in printed
+    assert printed.splitlines()[-1].startswith("batch1_ms=nan batch32_img_per_s=nan")  # neither batch was asked
+    assert litert.conversions == before
