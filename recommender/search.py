@@ -222,6 +222,27 @@ def _ranked(positions: np.ndarray, scores: np.ndarray, k: int, exclude: Collecti
     return matches[:k]
 
 
+class _UnionFind:
+    """Rows joined into groups; each group is labelled by its first row."""
+
+    def __init__(self, size: int) -> None:
+        self.parent = np.arange(size)
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    def join(self, i: int, j: int) -> None:
+        a, b = self.find(i), self.find(j)
+        self.parent[max(a, b)] = min(a, b)
+
+    def labels(self) -> np.ndarray:
+        return np.array([self.find(i) for i in range(len(self.parent))], dtype=np.int64)
+
+
 def near_duplicate_groups(matrix: np.ndarray, *, threshold: float = NEAR_DUPLICATE_SIMILARITY) -> np.ndarray:
     """For each row, the first row of its group of near-identical photos (itself when it has none).
 
@@ -229,14 +250,7 @@ def near_duplicate_groups(matrix: np.ndarray, *, threshold: float = NEAR_DUPLICA
     Neighbours are found in chunks so memory stays bounded; the groups are connected components.
     """
     size = len(matrix)
-    parent = np.arange(size)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = int(parent[i])
-        return i
-
+    groups = _UnionFind(size)
     neighbours = min(_DUPLICATE_SCAN_NEIGHBOURS, size)
     for start in range(0, size, 1024):
         block = np.asarray(matrix[start : start + 1024], dtype=np.float32) @ np.asarray(matrix, dtype=np.float32).T
@@ -244,9 +258,8 @@ def near_duplicate_groups(matrix: np.ndarray, *, threshold: float = NEAR_DUPLICA
             i = start + offset
             for j in np.argpartition(-row, neighbours - 1)[:neighbours]:
                 if j != i and row[j] >= threshold:
-                    a, b = find(i), find(int(j))
-                    parent[max(a, b)] = min(a, b)
-    return np.array([find(i) for i in range(size)], dtype=np.int64)
+                    groups.join(i, int(j))
+    return groups.labels()
 
 
 def merge_groups(*labelings: np.ndarray | None) -> np.ndarray | None:
@@ -262,20 +275,11 @@ def merge_groups(*labelings: np.ndarray | None) -> np.ndarray | None:
     present = [labels for labels in present if (labels != identity).any()]
     if not present:
         return None  # every row its own group: the common case, and a million rows need no loop for it
-    parent = np.arange(size)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = int(parent[i])
-        return i
-
+    groups = _UnionFind(size)
     for labels in present:
-        for i in np.flatnonzero(labels != np.arange(size)):
-            a, b = find(int(i)), find(int(labels[i]))
-            parent[max(a, b)] = min(a, b)
-    merged = np.array([find(i) for i in range(size)], dtype=np.int64)
-    return merged if (merged != np.arange(size)).any() else None
+        for i in np.flatnonzero(labels != identity):
+            groups.join(int(i), int(labels[i]))
+    return groups.labels()
 
 
 def collapse_duplicates(matches: list[Match], groups: np.ndarray | None) -> list[Match]:

@@ -290,3 +290,14 @@ def test_group_ranking_exclude_and_limits():
         assert len(rank_for_group(profiles, catalog, 4, strategy=strategy)) == 4
     with pytest.raises(ValueError, match=r"strategy must be one of .* Received: strategy='median'"):
         rank_for_group(profiles, catalog, 3, strategy="median")
+
+
+def test_merged_groups_join_rows_that_any_labelling_joins() -> None:
+    from recommender.search import merge_groups
+
+    places = np.array([0, 0, 2, 3, 4])  # rows 0 and 1: one destination
+    duplicates = np.array([0, 1, 2, 2, 4])  # rows 2 and 3: the same photo twice
+    assert merge_groups(places, duplicates).tolist() == [0, 0, 2, 2, 4]  # type: ignore[union-attr]
+    assert merge_groups(np.array([0, 1, 1]), np.array([0, 0, 2])).tolist() == [0, 0, 0]  # type: ignore[union-attr]
+    assert merge_groups(np.arange(5), None) is None  # every row apart
+    assert merge_groups(None) is None
