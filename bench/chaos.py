@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import re
 import signal
@@ -35,13 +34,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import SHARED_DATASETS, print_header, print_load_after, print_table
+from playground.page_client import PageClient
 
 TRAVEL_PHOTOS = SHARED_DATASETS / "travel-photos"
 STARTED = re.compile(r"\[wanderlens up\] started (\w+) \(pid (\d+)\)")
@@ -120,32 +118,6 @@ def query_photos(catalog: list[Path], count: int) -> list[bytes]:
 # ------------------------------------------------------------------------------------------------ the playground
 
 
-def post_photo(port: int, chat_id: int, user_id: int, photo: bytes) -> int:
-    """What the chat page does when a photo is picked; returns the photo's message id."""
-    boundary = f"chaos-{uuid.uuid4().hex}"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="user_id"\r\n\r\n{user_id}\r\n'
-            f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="photo.jpg"\r\n'
-            "Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        + photo
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/chats/{chat_id}/send",
-        data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return int(json.loads(response.read())["message_id"])
-
-
-def chat_messages(port: int, chat_id: int) -> list[dict]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/chats/{chat_id}/messages?since=0", timeout=30) as r:
-        return list(json.loads(r.read())["messages"])
-
-
 def is_answer(message: dict) -> bool:
     """An album, or a text from the bot without buttons (an apology); the 👍 message belongs to its album."""
     if message["from"] != "bot":
@@ -191,14 +163,16 @@ class Load:
         """One user: a photo, then its answer (or ``wait_s``), then the next."""
         self.sent[chat_id] = []
         for n in range(count):
-            message_id = post_photo(self.port, chat_id, user_id, self.photos[(offset + n) % len(self.photos)])
+            message_id = PageClient(self.port).send_photo(
+                chat_id, user_id, self.photos[(offset + n) % len(self.photos)]
+            )
             with self.lock:
                 self.sent[chat_id].append(message_id)
                 self.last_send = time.monotonic()
             deadline = time.monotonic() + self.wait_s
             while time.monotonic() < deadline:
                 time.sleep(0.5)
-                if answers_per_photo(chat_messages(self.port, chat_id)).get(message_id):
+                if answers_per_photo(PageClient(self.port).messages(chat_id)).get(message_id):
                     with self.lock:
                         self.answered += 1
                     break
@@ -340,7 +314,7 @@ def _tally(load: Load, odd: list[str] | None = None) -> tuple[int, int, int, int
     odd = [] if odd is None else odd
     rows: list[list[object]] = []
     for chat_id, photo_ids in sorted(load.sent.items()):
-        answers = answers_per_photo(chat_messages(load.port, chat_id))
+        answers = answers_per_photo(PageClient(load.port).messages(chat_id))
         got = [answers.get(i, []) for i in photo_ids]
         odd.extend(f"chat {chat_id} photo {i}: {answers.get(i, [])}" for i in photo_ids if len(answers.get(i, [])) != 1)
         rows.append(

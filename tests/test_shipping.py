@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from playground.page_client import PageClient
 from tests.conftest import REPO
 from tests.redis_server import free_port
 from wanderlens.settings import env_example
@@ -144,22 +145,7 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path, tra
             time.sleep(0.3)
         assert (tmp_path / "data" / "redis" / "appendonlydir").is_dir()  # the embedded Redis persists
         photo = sorted(travel_catalog.glob("*.jpg"))[0].read_bytes()
-        boundary = "wanderlens-test-boundary"
-        body = (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="user_id"\r\n\r\n101\r\n'
-                f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n'
-                "Content-Type: image/jpeg\r\n\r\n"
-            ).encode()
-            + photo
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/chats/101/send",
-            data=body,
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-        )
-        urllib.request.urlopen(request, timeout=10).read()
+        PageClient(port).send_photo(101, 101, photo)
         kinds: list[str] = []
         deadline = time.monotonic() + 60
         while "media_group" not in kinds and time.monotonic() < deadline:

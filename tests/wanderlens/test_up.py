@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 import redis
 
 from contract.keys import JOBS_STREAM, WORKERS_GROUP
+from playground.page_client import PageClient
 from tests.redis_server import RedisServer, free_port
 from wanderlens.up import hand_over_jobs
 
@@ -124,37 +122,16 @@ def test_a_dead_workers_jobs_go_to_its_successor_at_once(redis_server: RedisServ
 # ------------------------------------------------------------------------------------------ the real thing
 
 
-class Playground:
-    """The chat page's HTTP interface, as the page uses it."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def send_photo(self, chat_id: int, photo: bytes) -> int:
-        boundary = uuid.uuid4().hex
-        body = (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="user_id"\r\n\r\n{chat_id}\r\n'
-                f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n'
-                "Content-Type: image/jpeg\r\n\r\n"
-            ).encode()
-            + photo
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/api/chats/{chat_id}/send",
-            data=body,
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return int(json.loads(response.read())["message_id"])
+class Playground(PageClient):
+    """The chat page's HTTP interface, as the page uses it, for the demo cast's private chats (chat id = user id)."""
 
     def answers(self, chat_id: int, photo_id: int) -> list[str]:
         """The kinds of the bot's messages that quote the photo (an album, or a text such as an apology)."""
-        url = f"http://127.0.0.1:{self.port}/api/chats/{chat_id}/messages"
-        with urllib.request.urlopen(url, timeout=30) as response:
-            messages = json.loads(response.read())["messages"]
-        quoting = [m for m in messages if m["from"] == "bot" and (m["reply_to"] or {}).get("message_id") == photo_id]
+        quoting = [
+            m
+            for m in self.messages(chat_id)
+            if m["from"] == "bot" and (m["reply_to"] or {}).get("message_id") == photo_id
+        ]
         return [m["kind"] for m in quoting]
 
 
@@ -188,7 +165,7 @@ def test_up_restarts_a_killed_worker_which_answers_the_photo_it_was_holding(
         redis_url = re.findall(r"embedded .* on (redis://\S+)", log_path.read_text())[-1]
         client = redis.Redis.from_url(redis_url)
 
-        first = playground.send_photo(chat, photos[0])
+        first = playground.send_photo(chat, chat, photos[0])
         wait_for(lambda: bool(playground.answers(chat, first)), "the first album", 120)
         assert playground.answers(chat, first) == ["media_group"]
 
@@ -196,7 +173,7 @@ def test_up_restarts_a_killed_worker_which_answers_the_photo_it_was_holding(
         wait_for(lambda: bool(playground.answers(chat, held)), "the held photo's answer", 300)
         assert playground.answers(chat, held) == ["media_group"], log_path.read_text()[-3000:]
 
-        after = playground.send_photo(chat, photos[-1])
+        after = playground.send_photo(chat, chat, photos[-1])
         wait_for(lambda: bool(playground.answers(chat, after)), "the next photo's answer", 120)
         assert playground.answers(chat, after) == ["media_group"]
         assert [name for name, _ in started(log_path.read_text())].count("worker") == 2
@@ -215,7 +192,7 @@ def _kill_the_worker_holding_a_photo(
     """SIGKILL the worker while it holds an unanswered photo (retrying with the next photo when it was quicker
     than us); returns that photo's message id."""
     for photo in photos:
-        photo_id = playground.send_photo(chat, photo)
+        photo_id = playground.send_photo(chat, chat, photo)
         deadline = time.monotonic() + 60
         while not playground.answers(chat, photo_id) and time.monotonic() < deadline:
             if int(client.xpending(JOBS_STREAM, WORKERS_GROUP)["pending"]) > 0:
