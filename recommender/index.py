@@ -260,6 +260,15 @@ class DestinationIndex:
             matches = [m for m in top_k(best, self.overfetch(limit), exclude=excluded) if np.isfinite(m.score)]
         return self.collapse(matches)[:limit]
 
+    def rank_many(self, queries: np.ndarray, limit: int) -> list[list[Match]]:
+        """``rank_positions`` for many photos at once (one row each): one pass over the matrix serves them all.
+
+        A single query reads the whole matrix (and the query expansion reads it again): for a batch of photos,
+        reading it once per batch instead of once per photo is most of the ranking's cost.
+        """
+        rows = self._search.search(self._expanded(np.atleast_2d(queries)), self.overfetch(limit))
+        return [self.collapse(matches)[:limit] for matches in rows]
+
     def scores(self, queries: np.ndarray) -> np.ndarray:
         return self._exact.scores(np.atleast_2d(queries))
 

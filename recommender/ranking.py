@@ -73,6 +73,33 @@ def by_distance(scores: np.ndarray, distances: np.ndarray) -> np.ndarray:
     return np.argsort(-combined, kind="stable")
 
 
+def _steered(
+    index: DestinationIndex, raw_queries: np.ndarray, liked_ids: Sequence[Sequence[str]], taste: TasteWeights
+) -> np.ndarray:
+    """Each photo's fingerprint in the catalog's (whitened) space, leaning toward what its person liked."""
+    searched = index.prepare_queries(raw_queries)  # one whitening for the whole batch
+    steered = []
+    for query, liked_by_them in zip(searched, liked_ids, strict=True):
+        liked = index.vectors_of(liked_by_them)
+        steered.append(steer(query, liked, weights=taste) if len(liked) else query)
+    return np.stack(steered)
+
+
+def _ranked(
+    index: DestinationIndex, raw_query: np.ndarray, positions: list[int], distances: np.ndarray | None = None
+) -> list[RankedDestination]:
+    alike = index.photo_similarity(raw_query, positions) if positions else np.zeros(0, np.float32)
+    return [
+        RankedDestination(
+            position,
+            index.destinations[position],
+            float(score),
+            distance_km=float(distances[n]) if distances is not None else None,
+        )
+        for n, (position, score) in enumerate(zip(positions, alike, strict=True))
+    ]
+
+
 def rank_for_photo(
     index: DestinationIndex,
     raw_query: np.ndarray,
@@ -85,26 +112,30 @@ def rank_for_photo(
 ) -> list[RankedDestination]:
     """The best ``limit`` destinations for a photo's fingerprint, leaning toward ``liked_ids``, within ``scope``."""
     scope = scope or Scope()
-    searched = index.prepare_queries(raw_query)[0]  # into the catalog's (whitened) space, where the likes live
-    liked = index.vectors_of(liked_ids)
-    steered = steer(searched, liked, weights=taste or TasteWeights()) if len(liked) else searched
+    steered = _steered(index, np.atleast_2d(raw_query), [liked_ids], taste or TasteWeights())[0]
     pool = max(limit, NEAR_POOL) if scope.near else limit
     matches = index.rank_positions(steered, pool, exclude=exclude, allowed=allowed_rows(index, scope))
     positions = [match.position for match in matches]
-    distances: np.ndarray | None = None
-    if scope.near and positions:
-        distances = mean_distance_km(index, positions, scope.near)
-        order = by_distance(np.array([m.score for m in matches]), distances)[:limit]
-        positions, distances = [positions[i] for i in order], distances[order]
-    alike = index.photo_similarity(raw_query, positions) if positions else np.zeros(0, np.float32)
+    if not scope.near or not positions:
+        return _ranked(index, raw_query, positions)
+    distances = mean_distance_km(index, positions, scope.near)
+    order = by_distance(np.array([m.score for m in matches]), distances)[:limit]
+    return _ranked(index, raw_query, [positions[i] for i in order], distances[order])
+
+
+def rank_for_photos(
+    index: DestinationIndex,
+    raw_queries: np.ndarray,
+    limit: int,
+    *,
+    liked_ids: Sequence[Sequence[str]],
+    taste: TasteWeights | None = None,
+) -> list[list[RankedDestination]]:
+    """``rank_for_photo`` for a batch of photos without a region or a location: the same rankings, at once."""
+    steered = _steered(index, raw_queries, liked_ids, taste or TasteWeights())
     return [
-        RankedDestination(
-            position,
-            index.destinations[position],
-            float(score),
-            distance_km=float(distances[n]) if distances is not None else None,
-        )
-        for n, (position, score) in enumerate(zip(positions, alike, strict=True))
+        _ranked(index, raw, [match.position for match in matches])
+        for raw, matches in zip(raw_queries, index.rank_many(steered, limit), strict=True)
     ]
 
 

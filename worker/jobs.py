@@ -7,6 +7,7 @@ itself is ``recommender.ranking``'s: here are only what is stored in Redis and w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,14 @@ import numpy as np
 from contract import messages as m
 from recommender.geo import Region, parse_region
 from recommender.index import DestinationIndex
-from recommender.ranking import RankedDestination, Scope, allowed_rows, rank_for_members, rank_for_photo
+from recommender.ranking import (
+    RankedDestination,
+    Scope,
+    allowed_rows,
+    rank_for_members,
+    rank_for_photo,
+    rank_for_photos,
+)
 from recommender.taste import TasteWeights
 from worker.state import ResultList, WorkerState
 
@@ -125,6 +133,33 @@ async def recommend(
         return m.Failure(m.ErrorCode.EMPTY_REGION)
     results = _result_list(job, ctx, ranked, hints=hints, region=region.label if region else "")
     return await _first_page(ctx, job, results, request.k)
+
+
+async def recommend_many(
+    ctx: JobContext, batch: Sequence[tuple[m.Job, m.Recommend, np.ndarray, tuple[str, ...]]]
+) -> list[m.Outcome]:
+    """``recommend`` for a whole batch: one round trip for everyone's likes, one pass over the catalog for every
+    photo without a region or a location (the others are ranked one by one, each in its own scope)."""
+    likes = await ctx.state.liked_ids_many([(job.chat_id, job.user_id) for job, *_ in batch])
+    plain = [n for n, (_, request, _, _) in enumerate(batch) if not request.region and request.near is None]
+    ranked: dict[int, list[RankedDestination]] = {}
+    if plain:
+        rankings = rank_for_photos(
+            ctx.index,
+            np.stack([batch[n][2] for n in plain]),
+            ctx.result_list_size,
+            liked_ids=[likes[n] for n in plain],
+            taste=ctx.taste,
+        )
+        ranked = dict(zip(plain, rankings, strict=True))
+
+    async def one(n: int) -> m.Outcome:
+        job, request, query, hints = batch[n]
+        if n not in ranked:
+            return await recommend(ctx, job, request, query, hints)
+        return await _first_page(ctx, job, _result_list(job, ctx, ranked[n], hints=hints), request.k)
+
+    return list(await asyncio.gather(*(one(n) for n in range(len(batch)))))
 
 
 async def more(ctx: JobContext, job: m.Job, request: m.More) -> m.Outcome:

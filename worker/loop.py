@@ -418,6 +418,7 @@ class Worker:
         """Cache the new fingerprints, run every job's handler and answer it."""
         started = time.perf_counter()
         ctx = jobs.JobContext(self.state, self.index, self.options.result_list_size)
+        await self._rank_together(ctx, batch)
         fingerprint = self.extractor.fingerprint.key
         # Concurrently: each job's Redis round trips overlap the others' (the bot keeps one job per chat in
         # flight, so no two of them touch the same chat's keys).
@@ -447,6 +448,26 @@ class Worker:
                 "handlers_ms": round(1000 * replies_s, 2),
             },
         )
+
+    async def _rank_together(self, ctx: jobs.JobContext, batch: _Batch) -> None:
+        """Rank the batch's photos in one pass over the catalog; a failure leaves them to be handled one by one."""
+        photos = [
+            d
+            for d in batch.deliveries
+            if d.outcome is None and d.vector is not None and isinstance(d.job.request, m.Recommend)
+        ]
+        if not photos:
+            return
+        try:
+            outcomes = await jobs.recommend_many(
+                ctx,
+                [(d.job, d.job.request, d.vector, d.hints) for d in photos],  # type: ignore[misc]
+            )
+        except Exception:
+            logger.exception("ranking a batch of %d photos failed; ranking them one by one", len(photos))
+            return
+        for delivery, outcome in zip(photos, outcomes, strict=True):
+            delivery.outcome = outcome
 
     async def _complete(self, ctx: jobs.JobContext, delivery: _Delivery) -> None:
         job = delivery.job

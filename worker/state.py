@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,11 +136,17 @@ class WorkerState:
             results = await pipe.execute()
         return int(results[-1])
 
+    async def liked_ids_many(self, people: Sequence[tuple[int, int]]) -> list[list[str]]:
+        """``liked_ids`` for several (chat, user) pairs in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for chat_id, user_id in people:
+                pipe.hgetall(keys.likes(chat_id, user_id))
+            found = await pipe.execute()
+        return [_most_recent_first(raw) for raw in found]
+
     async def liked_ids(self, chat_id: int, user_id: int) -> list[str]:
         """Most recent first."""
-        raw = await self.redis.hgetall(keys.likes(chat_id, user_id))
-        ordered = sorted(raw.items(), key=lambda item: float(item[1]), reverse=True)
-        return [key.decode() for key, _ in ordered]
+        return _most_recent_first(await self.redis.hgetall(keys.likes(chat_id, user_id)))
 
     async def locations(self, user_ids: list[int]) -> list[m.Location]:
         """The shared locations of these people (those who shared one)."""
@@ -210,3 +217,9 @@ class WorkerState:
     async def hash_for_file(self, file_unique_id: str) -> str | None:
         raw = await self.redis.get(keys.file_unique(file_unique_id))
         return raw.decode() if raw else None
+
+
+def _most_recent_first(likes: dict[bytes, bytes]) -> list[str]:
+    """Liked ids, newest first (each like's value is the time it was made)."""
+    ordered = sorted(likes.items(), key=lambda item: float(item[1]), reverse=True)
+    return [key.decode() for key, _ in ordered]

@@ -90,3 +90,21 @@ def test_a_region_filters_inside_the_search_and_keeps_the_page_full() -> None:
     only = rank_for_photo(index, rng.normal(size=4).astype(np.float32), 50, scope=Scope(parse_region("IT")))
     assert len(only) == 20  # every Italian place, and nothing else
     assert rank_for_photo(index, np.ones(4, np.float32), 5, scope=Scope(parse_region("Peru"))) == []
+
+
+def test_a_batch_of_photos_is_ranked_as_each_would_be_alone() -> None:
+    from recommender.ranking import rank_for_photos
+    from recommender.refine import RefineOptions
+
+    rng = np.random.default_rng(11)
+    catalog = places(*[(f"p{n}", "Italy", None) for n in range(300)])
+    index = tiny_index(catalog, rng.normal(size=(300, 4)).tolist())
+    index.refine = RefineOptions(whitening="none", query_expansion=3)  # the batch goes through the expansion too
+    queries = rng.normal(size=(6, 4)).astype(np.float32)
+    liked = [[], ["p3", "p7"], [], ["p100"], [], ["p0"]]
+    together = rank_for_photos(index, queries, 20, liked_ids=liked)
+    alone = [rank_for_photo(index, q, 20, liked_ids=ids) for q, ids in zip(queries, liked, strict=True)]
+    assert [[r.destination.id for r in row] for row in together] == [[r.destination.id for r in row] for row in alone]
+    for batched, single in zip(together, alone, strict=True):
+        assert [r.similarity for r in batched] == pytest.approx([r.similarity for r in single])
+    assert together[1] != together[0]  # the likes did steer
