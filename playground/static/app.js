@@ -906,8 +906,15 @@
     bindComposer();
     bindPickers();
     bindLocation();
+    // Only the reader unpins the view: a scroll the layout causes (photos loading, the composer or a reply
+    // keyboard changing height) fires "scroll" too, and must not stop the view following new messages.
+    let readerScrolledAt = 0;
+    for (const type of ["wheel", "touchmove", "keydown", "pointerdown"]) {
+      ui.messages.addEventListener(type, () => { readerScrolledAt = performance.now(); }, { passive: true });
+    }
     ui.messages.addEventListener("scroll", () => {
-      state.pinned = nearBottom();
+      if (nearBottom()) state.pinned = true;
+      else if (performance.now() - readerScrolledAt < 1000) state.pinned = false;
     });
     try {
       await loadState();

@@ -236,3 +236,38 @@ async def test_picking_a_language_makes_the_real_bot_answer_in_it(
         finally:
             await context.close()
     assert page_errors == []
+
+
+async def test_the_view_follows_new_messages_until_the_reader_scrolls_up(
+    browser: Browser, stand_in: BotApiStandIn, cast: Cast
+) -> None:
+    context = await browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = await context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        await page.goto(stand_in.url)
+        await expect(page.locator("body[data-ready=true]")).to_have_count(1)
+        await page.select_option("[data-testid=user-select]", str(cast.users[0].id))
+        await page.select_option("[data-testid=chat-select]", str(GROUP_CHAT_ID))
+        group, bob = cast.group, cast.users[1]
+        messages = page.get_by_test_id("message")
+        for n in range(40):
+            stand_in.send_text(group, bob, f"line {n}: " + "a long line of chat " * 6)
+        await expect(messages).to_have_count(40)
+        await expect(messages.last).to_be_in_viewport()  # followed, though the list grew past the view
+        # The reader scrolls up: a new message must not pull the view down.
+        await page.get_by_test_id("message-list").hover()
+        await page.mouse.wheel(0, -3000)
+        await expect(messages.nth(5)).to_be_in_viewport()
+        stand_in.send_text(group, bob, "something new")
+        await expect(messages).to_have_count(41)
+        await page.wait_for_timeout(500)  # a render that would scroll has happened by now
+        await expect(messages.nth(5)).to_be_in_viewport()
+        await expect(messages.last).not_to_be_in_viewport()
+        # Back at the bottom, the view follows again.
+        await page.mouse.wheel(0, 100_000)
+        stand_in.send_text(group, bob, "and again")
+        await expect(messages).to_have_count(42)
+        await expect(messages.last).to_be_in_viewport()
+    finally:
+        await context.close()
