@@ -117,16 +117,24 @@ def _region(text: str) -> Region | m.Failure | None:
 
 
 async def recommend(
-    ctx: JobContext, job: m.Job, request: m.Recommend, query: np.ndarray, hints: tuple[str, ...]
+    ctx: JobContext,
+    job: m.Job,
+    request: m.Recommend,
+    query: np.ndarray,
+    hints: tuple[str, ...],
+    liked: Sequence[str] | None = None,
 ) -> m.Outcome:
-    """Rank the catalog for a photo, leaning toward what this person liked in this chat, within their scope."""
+    """Rank the catalog for a photo, leaning toward what this person liked in this chat, within their scope.
+
+    ``liked``: this person's likes when the caller has read them already (a batch reads everyone's at once)."""
     region = _region(request.region)
     if isinstance(region, m.Failure):
         return region
     near = ((request.near.lat, request.near.lon),) if request.near is not None else ()
     if region is not None and region.radius_km is not None and not near:
         return m.Failure(m.ErrorCode.NEED_LOCATION)
-    liked = await ctx.state.liked_ids(job.chat_id, job.user_id)
+    if liked is None:
+        liked = await ctx.state.liked_ids(job.chat_id, job.user_id)
     scope = Scope(region, near)
     ranked = rank_for_photo(ctx.index, query, ctx.result_list_size, liked_ids=liked, taste=ctx.taste, scope=scope)
     if not ranked:
@@ -156,7 +164,7 @@ async def recommend_many(
     async def one(n: int) -> m.Outcome:
         job, request, query, hints = batch[n]
         if n not in ranked:
-            return await recommend(ctx, job, request, query, hints)
+            return await recommend(ctx, job, request, query, hints, likes[n])
         return await _first_page(ctx, job, _result_list(job, ctx, ranked[n], hints=hints), request.k)
 
     return list(await asyncio.gather(*(one(n) for n in range(len(batch)))))
