@@ -17,30 +17,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.common import SHARED_DATASETS, print_load_after, print_table, quiet_tensorflow
+from bench.dev_sets import DEV_SETS, HALVES, DevSet, evaluate_half
 
 MAX_COST = 0.005  # the rule
-
-
-@dataclass(frozen=True)
-class DevSet:
-    name: str
-    figure: str  # "mAP" or "P@1": what the rule looks at
-    split_by_label: bool
-
-
-DEV_SETS = (DevSet("holidays-dev", "mAP", True), DevSet("intel-scenes-dev", "P@1", False))
-
-
-def half_of(text: str) -> int:
-    return hashlib.sha256(text.encode()).digest()[0] % 2
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,11 +42,10 @@ def main() -> None:
     from recommender.extractor import Extractor
     from recommender.pipeline import embed_paths
     from recommender.refine import DEFAULT_REFINE
-    from recommender.tools.evaluation import evaluate_vectors, read_manifest
 
     backbone = load_backbone()
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
-    photos = {s.name: read_manifest(args.datasets / s.name / "manifest.csv") for s in DEV_SETS}
+    photos = {dev.name: dev.photos(args.datasets) for dev in DEV_SETS}
     vectors: dict[tuple[str, str], np.ndarray] = {}
     for runtime in runtimes:
         extractor = Extractor(backbone, runtime=runtime)
@@ -75,16 +59,12 @@ def main() -> None:
 
     @functools.cache  # TensorFlow's figures are the baseline of every other runtime's
     def figures(runtime: str, dev: DevSet, half: int | None) -> tuple[float, float]:
-        rows = [  # the photos of this half (all of them for None)
-            i
-            for i, p in enumerate(photos[dev.name])
-            if half is None or half_of(p.label if dev.split_by_label else str(p.path.name)) == half
-        ]
-        report = evaluate_vectors(
-            vectors[runtime, dev.name][rows],
-            [photos[dev.name][i].label for i in rows],
-            [photos[dev.name][i].is_query for i in rows],
+        report = evaluate_half(
+            dev,
+            photos[dev.name],
+            vectors[runtime, dev.name],
             DEFAULT_REFINE,
+            half,
             unwhitened_tail=backbone.options.unwhitened_tail,
         )
         return report.mean_average_precision, report.precision_at_1
@@ -95,7 +75,7 @@ def main() -> None:
     for runtime in runtimes:
         row: list[object] = [runtime]
         for dev in DEV_SETS:
-            for half in (None, 0, 1):
+            for half in (None, *HALVES):
                 mean_ap, p1 = figures(runtime, dev, half)
                 row.append(f"{mean_ap if dev.figure == 'mAP' else p1:.4f}")
                 if half is not None and "tensorflow" in runtimes:

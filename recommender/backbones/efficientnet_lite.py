@@ -301,3 +301,79 @@ def _multi_scale(
         result["logits"] = logits
     name = variant.replace("-", "_") + "_x" + "_".join(f"{factor:g}" for factor in scales)
     return keras.Model(inputs, result, name=name)
+
+
+# ---- ensembles: several EfficientNet-Lite networks looking at one photo
+
+ENSEMBLE_SEPARATOR = "+"
+
+
+@dataclass(frozen=True)
+class EnsemblePart:
+    variant: str
+    input_size: int
+
+    @property
+    def spelling(self) -> str:
+        native = VARIANTS[self.variant].input_size
+        return self.variant if self.input_size == native else f"{self.variant}@{self.input_size}"
+
+
+_PART = re.compile(r"(?P<variant>efficientnet-lite\d)(?:@(?P<size>\d+))?")
+
+
+def parse_ensemble(name: str) -> tuple[EnsemblePart, ...] | None:
+    """``efficientnet-lite0+efficientnet-lite1@192`` -> its parts (each at its own input size, the variant's by
+    default); None for a name that is not an ensemble; BadInput for one that is malformed."""
+    if ENSEMBLE_SEPARATOR not in name:
+        return None
+    parts = []
+    for text in name.split(ENSEMBLE_SEPARATOR):
+        match = _PART.fullmatch(text.strip())
+        if match is None or match["variant"] not in VARIANTS:
+            raise BadInput(
+                f"an ensemble is EfficientNet-Lite variants joined by '+', each optionally @SIZE "
+                f"(e.g. efficientnet-lite0+efficientnet-lite1@192). Received: {name!r}"
+            )
+        size = int(match["size"] or VARIANTS[match["variant"]].input_size)
+        if not 96 <= size <= 512:
+            raise BadInput(f"an ensemble part's input size must be 96 to 512 px. Received: {text!r}")
+        parts.append(EnsemblePart(match["variant"], size))
+    if len(set(parts)) != len(parts):
+        raise BadInput(f"an ensemble's parts must differ. Received: {name!r}")
+    return tuple(parts)
+
+
+def build_lite_ensemble(
+    parts: tuple[EnsemblePart, ...], *, weights: str | None = "default", include_top: bool = True, bands: int = 1
+) -> keras.Model:
+    """Several EfficientNet-Lite networks on one photo; the embedding is their unit embeddings side by side.
+
+    Networks trained apart make different mistakes, so together they rank better than any of them alone (README,
+    "Better than the tutorial"). The photo comes in at the largest part's size and is shrunk (antialiased) for
+    the others; the classifier's logits, for the "looks like" hints, are the first part's.
+    """
+    size = max(part.input_size for part in parts)
+    inputs = keras.Input((size, size, 3), dtype="float32", name="image")
+    unit = layers.UnitNormalization(axis=-1, name="unit")
+    embeddings, result, tags = [], {}, []
+    for number, part in enumerate(parts):
+        tag = f"{part.variant.replace('-', '_')}_{part.input_size}px"
+        tags.append(tag)
+        network = build_efficientnet_lite(
+            part.variant,
+            weights=weights,
+            include_top=include_top and number == 0,
+            bands=bands,
+            input_size=part.input_size,
+            name=tag,
+        )
+        side = part.input_size
+        seen = inputs if side == size else layers.Resizing(side, side, antialias=True, name=f"resize_{tag}")(inputs)
+        outputs = network(seen)
+        embeddings.append(unit(outputs["embedding"]))
+        if "logits" in outputs:
+            result["logits"] = outputs["logits"]
+    joined = layers.Concatenate(name="side_by_side")(embeddings)
+    result["embedding"] = layers.Rescaling(1.0 / float(np.sqrt(len(parts))), name="ensemble")(joined)
+    return keras.Model(inputs, result, name="ensemble_" + "_".join(tags))

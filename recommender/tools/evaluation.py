@@ -228,3 +228,50 @@ def evaluate_manifest(
     )
     failures = tuple(f"{photos[i].path}: {why}" for i, why in sorted(embedded.failures.items()))
     return replace(report, failures=failures)
+
+
+# ---- choosing options honestly: on one half of the dev photos, confirmed on the other
+
+
+@dataclass(frozen=True)
+class SplitChoice:
+    """One direction of the split protocol: the option chosen on ``chosen_on``, and how it fares on the other half
+    beside the reference option (the current default)."""
+
+    chosen_on: int
+    option: str
+    selection: tuple[float, ...]  # the chosen option's figures on the half it was chosen on
+    confirmation: tuple[float, ...]  # ... and on the other half: the honest estimate
+    reference: tuple[float, ...]  # the reference option's figures on that other half
+
+    @property
+    def gains(self) -> tuple[float, ...]:
+        return tuple(c - r for c, r in zip(self.confirmation, self.reference, strict=True))
+
+
+def choose_on_halves(
+    figures: dict[str, dict[int, tuple[float, ...]]], reference: str, *, eligible: Sequence[str] | None = None
+) -> list[SplitChoice]:
+    """For each half: the eligible option with the best mean figure there, reported on the other half.
+
+    ``figures[option][half]``: the headline figures (e.g. Holidays mAP, Intel P@1) on that half. What is chosen on
+    a half says nothing about how good it is on that half (it was picked for being best there); only the other
+    half's figures estimate what new photos will see, and the two directions' difference shows the spread.
+    """
+    candidates = list(eligible if eligible is not None else figures)
+    if not candidates or reference not in figures:
+        raise ValueError(f"need candidates and the reference among the figures. Received: {sorted(figures)}")
+    choices = []
+    for chosen_on in (0, 1):
+        other = 1 - chosen_on
+        best = max(candidates, key=lambda option: float(np.mean(figures[option][chosen_on])))
+        choices.append(
+            SplitChoice(
+                chosen_on=chosen_on,
+                option=best,
+                selection=figures[best][chosen_on],
+                confirmation=figures[best][other],
+                reference=figures[reference][other],
+            )
+        )
+    return choices

@@ -12,6 +12,7 @@ from recommender.tools.evaluation import (
     EvalReport,
     LabelledPhoto,
     average_precision,
+    choose_on_halves,
     evaluate_manifest,
     read_manifest,
     retrieval_metrics,
@@ -157,3 +158,23 @@ def test_intel_scenes_precision_at_1(request):
     assert report.failures == ()
     assert report.queries == 2400
     assert report.precision_at_1 >= INTEL_SCENES_P1_GATE, report.summary_line()
+
+
+def test_options_are_chosen_on_one_half_and_reported_on_the_other():
+    figures = {
+        "default": {0: (0.80, 0.80), 1: (0.82, 0.80)},
+        "lucky on half 0": {0: (0.90, 0.85), 1: (0.78, 0.79)},  # fitted to half 0: worse elsewhere
+        "steady": {0: (0.85, 0.84), 1: (0.86, 0.84)},
+        "too slow": {0: (0.99, 0.99), 1: (0.99, 0.99)},
+    }
+    on_half_0, on_half_1 = choose_on_halves(figures, "default", eligible=["default", "lucky on half 0", "steady"])
+    assert (on_half_0.chosen_on, on_half_0.option) == (0, "lucky on half 0")
+    assert on_half_0.selection == (0.90, 0.85) and on_half_0.confirmation == (0.78, 0.79)
+    assert on_half_0.reference == (0.82, 0.80)
+    np.testing.assert_allclose(on_half_0.gains, (-0.04, -0.01))  # the honest figure: it does not hold
+    assert (on_half_1.chosen_on, on_half_1.option) == (1, "steady")
+    np.testing.assert_allclose(on_half_1.gains, (0.05, 0.04))
+    # Without a budget, the option that is best everywhere wins both ways.
+    assert {c.option for c in choose_on_halves(figures, "default")} == {"too slow"}
+    with pytest.raises(ValueError, match="reference"):
+        choose_on_halves(figures, "missing")

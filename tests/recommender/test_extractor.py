@@ -310,3 +310,57 @@ def test_multi_scale_views_share_the_weights_and_have_their_own_fingerprint():
     assert np.max(np.abs(vectors - single.embed(photos).vectors)) > 1e-3
     with pytest.raises(ValueError, match="pooling, scales and bands can only be chosen for EfficientNet-Lite"):
         load_backbone("vgg16-places365", weights=None, options=ExtractionOptions(scales=(1.0, 0.5)))
+
+
+# --- ensembles ---------------------------------------------------------------------------------------------------
+
+
+def test_an_ensemble_is_its_networks_side_by_side():
+    """The first 2,560 columns are efficientnet-lite0's own bands and the next 2,560 lite1's at 192 px; each part
+    keeps the same weight, and the whole fingerprint (colour included) stays unit length."""
+    name = "efficientnet-lite0+efficientnet-lite1@192"
+    ensemble = Extractor(load_backbone(name), buckets=(1, 2))
+    lite0 = Extractor(load_backbone(DEFAULT_BACKBONE, options=replace(default_extraction(), colour_weight=0.0)))
+    fingerprint = ensemble.fingerprint
+    assert fingerprint.name == name and fingerprint.input_size == 224
+    assert fingerprint.dim == 2 * 2 * 1280 + COLOUR_DIM
+    assert fingerprint.weights_sha256 != lite0.fingerprint.weights_sha256
+    photos = noise(2, 224, seed=5)
+    vectors = ensemble.embed(photos).vectors
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    network_part = vectors[:, : 2 * 2 * 1280]
+    first, second = network_part[:, :2560], network_part[:, 2560:]
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), np.linalg.norm(second, axis=1), rtol=1e-4)
+    alone = lite0.embed(photos).vectors
+    np.testing.assert_allclose(first / np.linalg.norm(first, axis=1, keepdims=True), alone, atol=2e-4)
+    # The second network's part is not the first's again: it is another network looking.
+    assert np.abs(first - second).max() > 1e-2
+    # The classifier's hints are lite0's.
+    assert [h.label for h in ensemble.embed(photos).hints[0]] == [h.label for h in lite0.embed(photos).hints[0]]
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("efficientnet-lite0+efficientnet-lite9", "joined by"),
+        ("efficientnet-lite0+resnet50", "joined by"),
+        ("efficientnet-lite0+efficientnet-lite1@32", "96 to 512"),
+        ("efficientnet-lite0+efficientnet-lite0", "must differ"),
+        ("efficientnet-lite0+", "joined by"),
+    ],
+)
+def test_a_malformed_ensemble_is_refused_by_name(name: str, why: str):
+    with pytest.raises(ValueError, match=why):
+        load_backbone(name, weights=None)
+
+
+def test_an_ensembles_order_and_sizes_are_part_of_its_fingerprint():
+    fingerprints = {
+        load_backbone(name, weights=None, include_top=False).fingerprint.key
+        for name in (
+            "efficientnet-lite0+efficientnet-lite1",
+            "efficientnet-lite1+efficientnet-lite0",
+            "efficientnet-lite0+efficientnet-lite1@192",
+        )
+    }
+    assert len(fingerprints) == 3
