@@ -103,9 +103,11 @@ def main() -> None:
     photos = {dev.name: dev.photos(args.datasets) for dev in DEV_SETS}
     print_header("ablation: descriptor options on efficientnet-lite0 (and the default on other backbones)")
     chosen = [c for c in CONFIGS if not args.only or any(c.name.startswith(p) for p in args.only.split(","))]
-    extracted: dict[tuple[str, ExtractionOptions], tuple[Extractor, dict[str, list[np.ndarray]], tuple[float, float]]]
-    extracted = {}
-    rows, figures, costs = [], {}, {}
+    extractors: dict[tuple[str, ExtractionOptions], Extractor] = {}
+    views: dict[tuple[str, ExtractionOptions], dict[str, list[np.ndarray]]] = {}
+    quality: dict[str, list[str]] = {}  # each configuration's cells, before its cost
+    keys: dict[str, tuple[str, ExtractionOptions]] = {}
+    figures: dict[str, dict[int, tuple[float, ...]]] = {}
     started = time.perf_counter()
     for config in chosen:
         options = ExtractionOptions(
@@ -115,31 +117,24 @@ def main() -> None:
             bands=config.bands,
             colour_weight=config.colour,
         )
-        key = (config.backbone, options)
-        if key not in extracted:
-            extracted.pop(next(iter(extracted)), None) if len(extracted) >= 2 else None  # bound the memory
-            extractor = Extractor(load_backbone(config.backbone, options=options))
+        key = keys[config.name] = (config.backbone, options)
+        if key not in extractors:
+            extractor = extractors[key] = Extractor(load_backbone(config.backbone, options=options))
             extractor.warm_up()
-            views = {}
-            for dev in DEV_SETS:
-                embedded = embed_paths([p.path for p in photos[dev.name]], extractor, progress=False)
-                if embedded.failures:
-                    raise RuntimeError(f"{dev.name}: photos failed: {embedded.failures}")
-                views[dev.name] = [np.stack([embedded.vectors[i] for i in range(len(photos[dev.name]))])]
-            extracted[key] = (extractor, views, _extraction_cost(extractor, args.repeats))
-        extractor, views, (batch1_ms, batch32_ms) = extracted[key]
-        if config.rotations and len(views[DEV_SETS[0].name]) == 1:
+            views[key] = {dev.name: [_fingerprints(extractor, photos[dev.name], embed_paths)] for dev in DEV_SETS}
+        extractor, seen = extractors[key], views[key]
+        if config.rotations and len(seen[DEV_SETS[0].name]) == 1:
             for dev in DEV_SETS:
                 for turns in (1, 3):
                     pixels = np.stack([np.rot90(extractor.preprocess(p.path), turns) for p in photos[dev.name]])
-                    views[dev.name].append(extractor.embed(np.ascontiguousarray(pixels)).vectors)
+                    seen[dev.name].append(extractor.embed(np.ascontiguousarray(pixels)).vectors)
         refine = RefineOptions(whitening=config.whitening, dba=config.dba, query_expansion=config.qe)
-        row: list[object] = [config.name]
+        cells: list[str] = []
         figures[config.name] = {half: () for half in HALVES}
         for dev in DEV_SETS:
-            raw, *turned = views[dev.name]
-            for half in (None, *HALVES):
-                report = evaluate_half(
+            raw, *turned = seen[dev.name]
+            reports = {
+                half: evaluate_half(
                     dev,
                     photos[dev.name],
                     raw,
@@ -148,33 +143,59 @@ def main() -> None:
                     unwhitened_tail=extractor.options.unwhitened_tail,
                     other_views=turned if config.rotations else (),
                 )
-                row.append(f"{dev.headline(report):.4f}")
-                if half is None and dev.figure == "P@1":
-                    row.append(f"{report.precision_at_5:.4f}")
-                if half is not None:
-                    figures[config.name][half] += (dev.headline(report),)
+                for half in (None, *HALVES)
+            }
+            cells += [f"{dev.headline(report):.4f}" for report in reports.values()]
+            if dev.figure == "P@1":
+                cells.append(f"{reports[None].precision_at_5:.4f}")
+            for half in HALVES:
+                figures[config.name][half] += (dev.headline(reports[half]),)
+        quality[config.name] = cells
+        print(f"  done: {config.name} ({time.perf_counter() - started:.0f}s)", flush=True)
+
+    # Timed last, every network in turn and in several rounds: this machine's speed drifts by a third within
+    # minutes, and networks timed minutes apart would be compared across that drift.
+    per_network = _extraction_costs(extractors, args.repeats)
+    costs = {}
+    for config in chosen:
+        batch1_ms, batch32_ms = per_network[keys[config.name]]
         views_per_query = 3 if config.rotations else 1
         costs[config.name] = (batch1_ms * views_per_query, batch32_ms * views_per_query)
-        row += [f"{costs[config.name][0]:.1f}", f"{costs[config.name][1]:.2f}"]
-        rows.append(row)
-        print(f"  done: {config.name} ({time.perf_counter() - started:.0f}s)", flush=True)
     print()
     headers = ["configuration"]
     for dev in DEV_SETS:
         headers += [f"{dev.name} {dev.figure}", "half 0", "half 1"] + (["P@5"] if dev.figure == "P@1" else [])
+    rows = [[name, *cells, f"{costs[name][0]:.1f}", f"{costs[name][1]:.2f}"] for name, cells in quality.items()]
     print_table([*headers, "ms/photo batch 1", "ms/photo batch 32"], rows)
     _print_split_protocol(figures, costs, choose_on_halves)
     print_load_after()
 
 
-def _extraction_cost(extractor: object, repeats: int) -> tuple[float, float]:
-    """Median ms per photo of the compiled step at batch 1 and at batch 32."""
-    per_photo = []
-    for batch, timed in ((1, repeats), (32, max(3, repeats // 6))):
-        photos = np.zeros((batch, extractor.input_size, extractor.input_size, 3), dtype=np.uint8)  # type: ignore[attr-defined]
-        timing = time_it(lambda x=photos: extractor.embed(x), repeats=timed, warmup=2)  # type: ignore[attr-defined]
-        per_photo.append(timing.median / batch)
-    return per_photo[0], per_photo[1]
+def _fingerprints(extractor: Any, photos: list[Any], embed_paths: Any) -> np.ndarray:
+    embedded = embed_paths([p.path for p in photos], extractor, progress=False)
+    if embedded.failures:
+        raise RuntimeError(f"photos failed: {embedded.failures}")
+    return np.stack([embedded.vectors[i] for i in range(len(photos))])
+
+
+ROUNDS = 3
+
+
+def _extraction_costs(extractors: dict[Any, Any], repeats: int) -> dict[Any, tuple[float, float]]:
+    """Median ms per photo of each extractor's compiled step at batch 1 and at batch 32, over interleaved rounds."""
+    samples: dict[Any, list[tuple[float, float]]] = {key: [] for key in extractors}
+    for _ in range(ROUNDS):
+        for key, extractor in extractors.items():
+            per_photo = []
+            for batch, timed in ((1, max(3, repeats // ROUNDS)), (32, 3)):
+                pixels = np.zeros((batch, extractor.input_size, extractor.input_size, 3), dtype=np.uint8)
+                timing = time_it(lambda x=pixels, e=extractor: e.embed(x), repeats=timed, warmup=1)
+                per_photo.append(timing.median / batch)
+            samples[key].append((per_photo[0], per_photo[1]))
+    return {
+        key: (float(np.median([s[0] for s in got])), float(np.median([s[1] for s in got])))
+        for key, got in samples.items()
+    }
 
 
 def _print_split_protocol(
@@ -188,15 +209,32 @@ def _print_split_protocol(
         for name, (batch1, batch32) in costs.items()
         if batch1 <= MAX_COST_RATIO * costs[default][0] and batch32 <= MAX_COST_RATIO * costs[default][1]
     ]
-    print()
-    print(
-        f"split protocol (eligible: at most {MAX_COST_RATIO}x the default's cost at batch 1 and 32; "
-        f"{len(budget)} of {len(figures)})"
+    within = _print_choices(
+        choose(figures, default, eligible=budget),
+        f"split protocol, within the budget ({MAX_COST_RATIO}x the default's ms/photo at batch 1 and at batch 32: "
+        f"{len(budget)} of {len(figures)} configurations)",
     )
+    _print_choices(choose(figures, default), "split protocol, every configuration whatever its cost (for information)")
+    print(
+        f"split_choices={'|'.join(c.option.split(':')[0] for c in within)} "
+        + " ".join(f"gain_chosen_on_half{c.chosen_on}=" + "/".join(f"{g:+.4f}" for g in c.gains) for c in within)
+    )
+
+
+def _print_choices(choices: list[Any], title: str) -> list[Any]:
     names = " / ".join(f"{dev.name} {dev.figure}" for dev in DEV_SETS)
-    rows = []
-    for choice in choose(figures, default, eligible=budget):
-        rows.append(
+    print()
+    print(title)
+    print_table(
+        [
+            "chosen on",
+            "configuration",
+            f"selection ({names})",
+            "confirmation: other half",
+            "default: other half",
+            "gain confirmed",
+        ],
+        [
             [
                 f"half {choice.chosen_on}",
                 choice.option,
@@ -205,24 +243,10 @@ def _print_split_protocol(
                 " / ".join(f"{f:.4f}" for f in choice.reference),
                 " / ".join(f"{g:+.4f}" for g in choice.gains),
             ]
-        )
-    print_table(
-        [
-            "chosen on",
-            "configuration",
-            f"selection ({names})",
-            "confirmation, other half",
-            "default, other half",
-            "gain confirmed",
+            for choice in choices
         ],
-        rows,
     )
-    print(
-        "split_choices="
-        + ",".join(row[1].split(":")[0].replace(" ", "_") for row in rows)
-        + " "
-        + " ".join(f"gain_half{row[0][-1]}_confirmed={row[5].replace(' ', '')}" for row in rows)
-    )
+    return choices
 
 
 if __name__ == "__main__":
