@@ -333,8 +333,7 @@ class Worker:
 
     async def _prepare(self, deliveries: list[_Delivery]) -> None:
         """Settle what can be settled without the network, and decode the photos in threads."""
-        loop = asyncio.get_running_loop()
-        decoding = []
+        photos = []
         for delivery in deliveries:
             job = delivery.job
             if delivery.deliveries > self.options.max_deliveries:
@@ -344,8 +343,9 @@ class Worker:
             elif job.expired():
                 delivery.outcome = m.Failure(m.ErrorCode.EXPIRED)
             elif isinstance(job.request, m.Recommend):
-                decoding.append(self._load_photo(delivery, job.request, loop))
-        await asyncio.gather(*decoding)
+                photos.append(delivery)
+        if photos:
+            await self._load_photos(photos)
 
     async def _prepare_retrying(self, deliveries: list[_Delivery], backoff: Backoff) -> bool:
         """``_prepare``, again after a pause while Redis is unreachable; False when stopping first.
@@ -361,22 +361,36 @@ class Worker:
                 await backoff.wait(error, logger)
         return False
 
-    async def _load_photo(self, delivery: _Delivery, request: m.Recommend, loop: asyncio.AbstractEventLoop) -> None:
-        job = delivery.job
+    async def _load_photos(self, deliveries: list[_Delivery]) -> None:
+        """Read the photos and look up their cached fingerprints, a round trip each for all of them; decode the rest.
+
+        A photo the bot did not send (its Telegram file was fingerprinted before) is found by its file id."""
         fingerprint, dim = self.extractor.fingerprint.key, self.extractor.fingerprint.dim
-        data = await self.redis.get(keys.photo(job.id))
-        unique_id = request.file_unique_id or None
-        if data is None:
-            known = await self.state.hash_for_file(unique_id) if unique_id else None
-            vector = await self.state.cached_vector(fingerprint, known, dim) if known else None
-            if vector is None:
+        photos = await self.redis.mget([keys.photo(d.job.id) for d in deliveries])
+        unsent: list[tuple[_Delivery, str]] = []
+        for delivery, data in zip(deliveries, photos, strict=True):
+            file_id = delivery.job.request.file_unique_id  # type: ignore[union-attr]
+            if data is not None:
+                delivery.photo_hash = content_hash(data)
+            elif file_id:
+                unsent.append((delivery, file_id))
+        known = await self.state.hashes_for_files([file_id for _, file_id in unsent])
+        for (delivery, _), photo_hash in zip(unsent, known, strict=True):
+            delivery.photo_hash = photo_hash
+        vectors = await self.state.cached_vectors(fingerprint, [d.photo_hash for d in deliveries], dim)
+        decoding = []
+        for delivery, data, vector in zip(deliveries, photos, vectors, strict=True):
+            delivery.vector = vector
+            if vector is None and data is None:
                 delivery.outcome = m.Failure(m.ErrorCode.PHOTO_GONE)
-            delivery.vector, delivery.photo_hash = vector, known
-            return
-        delivery.photo_hash = content_hash(data)
-        delivery.vector = await self.state.cached_vector(fingerprint, delivery.photo_hash, dim)
-        if delivery.vector is not None:
-            return
+            elif vector is None:
+                decoding.append(self._decode(delivery, data))
+        await asyncio.gather(*decoding)
+
+    async def _decode(self, delivery: _Delivery, data: bytes) -> None:
+        """The photo's pixels, decoded in a thread; or why the photo cannot be used."""
+        job = delivery.job
+        loop = asyncio.get_running_loop()
         try:
             delivery.pixels = await loop.run_in_executor(self._decode_pool, self.extractor.preprocess, data)
         except UnsupportedImage as error:

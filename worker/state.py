@@ -211,11 +211,13 @@ class WorkerState:
 
     # ---- query vector cache
 
-    async def cached_vector(self, fingerprint: str, content_hash: str, dim: int) -> np.ndarray | None:
-        raw = await self.redis.get(keys.query_vector(fingerprint, content_hash))
-        if raw is None or len(raw) != dim * 4:
-            return None
-        return np.frombuffer(raw, dtype="<f4").copy()
+    async def cached_vectors(
+        self, fingerprint: str, content_hashes: Sequence[str | None], dim: int
+    ) -> list[np.ndarray | None]:
+        """The cached fingerprint of each photo (None: not cached, or no hash), in one round trip."""
+        wanted = [h for h in content_hashes if h]
+        found = iter(await self.redis.mget([keys.query_vector(fingerprint, h) for h in wanted]) if wanted else [])
+        return [_vector(next(found), dim) if h else None for h in content_hashes]
 
     def queue_vector(
         self, pipe: Pipeline, fingerprint: str, content_hash: str, vector: np.ndarray, file_unique_id: str | None
@@ -231,9 +233,20 @@ class WorkerState:
         if file_unique_id:
             pipe.set(keys.file_unique(file_unique_id), content_hash, ex=self.vector_ttl_s)
 
-    async def hash_for_file(self, file_unique_id: str) -> str | None:
-        raw = await self.redis.get(keys.file_unique(file_unique_id))
-        return raw.decode() if raw else None
+    async def hashes_for_files(self, file_unique_ids: Sequence[str]) -> list[str | None]:
+        """The content hash each Telegram file was cached under (None: not cached), in one round trip."""
+        if not file_unique_ids:
+            return []
+        return [
+            raw.decode() if raw else None
+            for raw in await self.redis.mget([keys.file_unique(f) for f in file_unique_ids])
+        ]
+
+
+def _vector(raw: bytes | None, dim: int) -> np.ndarray | None:
+    if raw is None or len(raw) != dim * 4:
+        return None
+    return np.frombuffer(raw, dtype="<f4").copy()
 
 
 def _most_recent_first(likes: dict[bytes, bytes]) -> list[str]:

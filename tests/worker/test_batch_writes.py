@@ -109,7 +109,7 @@ async def test_a_batch_from_many_chats_is_answered_once_each_with_its_state_save
 
 
 class _CountingConnection(Connection):
-    """Counts what it sends while a batch is being answered: one send is one round trip (a pipeline is one)."""
+    """Counts what it sends while a batch is read or answered: one send is one round trip (a pipeline is one)."""
 
     round_trips = 0
 
@@ -139,13 +139,20 @@ async def _round_trips_to_answer(
             index=open_index(colour_index, expected=model.fingerprint, placement="host"),
             options=settings(redis_server, batch_size=16, consumer=f"{socket.gethostname()}-count").options(),
         )
-        reply = worker._reply
+        prepare, reply = worker._prepare, worker._reply
+
+        async def counting_prepare(*args: Any) -> None:
+            token = _replying.set(True)  # this call only: the reader's other sends (XREADGROUP) are not counted
+            try:
+                await prepare(*args)
+            finally:
+                _replying.reset(token)
 
         async def counting_reply(*args: Any) -> None:
             _replying.set(True)  # this task's context only: the reader's and the heartbeat's sends are not counted
             await reply(*args)
 
-        worker._reply = counting_reply  # type: ignore[method-assign]
+        worker._prepare, worker._reply = counting_prepare, counting_reply  # type: ignore[method-assign]
         _CountingConnection.round_trips = 0
         replies = await answer_all(worker, futures)
     assert all(isinstance(r.outcome, m.Album) for r in replies)
@@ -153,13 +160,13 @@ async def _round_trips_to_answer(
     return _CountingConnection.round_trips
 
 
-async def test_answering_a_batch_takes_as_many_round_trips_for_eight_photos_as_for_two(
+async def test_reading_and_answering_a_batch_takes_as_many_round_trips_for_eight_photos_as_for_two(
     redis: Redis, redis_server: RedisServer, client: JobClient, colour_index: Path
 ) -> None:
     two = await _round_trips_to_answer(2, redis, redis_server, client, colour_index)
     eight = await _round_trips_to_answer(8, redis, redis_server, client, colour_index)
-    # Everyone's likes in one, then every write and reply in one.
-    assert (two, eight) == (2, 2)
+    # The photos in one, their cached fingerprints in one; everyone's likes in one, every write and reply in one.
+    assert (two, eight) == (4, 4)
 
 
 async def test_a_batch_write_lost_to_a_redis_restart_is_retried_and_answered_once_each(
