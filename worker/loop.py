@@ -8,7 +8,9 @@ while the processor starts on the next batch. When the processor is idle, a batc
 ``batch_wait_ms`` for company, so an idle queue answers a lone photo at once.
 
 A job is answered and acknowledged in one Lua script with an idempotency key: if this process dies mid-batch,
-another worker takes the job over after ``claim_idle_ms`` and the user still gets exactly one answer. A job
+another worker takes the job over after ``claim_idle_ms`` and the user still gets exactly one answer. A batch
+costs a few round trips whatever its size: its photos and cached fingerprints are read with one command each, and
+its photos' result lists, pages, new fingerprints and replies are written in one pipeline. A job
 delivered more than ``max_deliveries`` times goes to the dead-letter stream and its user gets an error reply.
 """
 
