@@ -551,12 +551,11 @@ class Worker:
 
     @staticmethod
     def _report_write_errors(results: list[Any], finishing: list[tuple[int, _Delivery]]) -> None:
-        """Log a state write Redis refused (a key of the wrong type): its job was answered all the same."""
-        start = 0
-        for at, delivery in finishing:
-            for error in (r for r in results[start:at] if isinstance(r, Exception)):
-                logger.error("job %s: a state write failed: %s", delivery.job.id, error)
-            start = at + 1
+        """Log a write Redis refused (a key of the wrong type): the batch's jobs were answered all the same."""
+        finishes = {at for at, _ in finishing}
+        for at, result in enumerate(results):
+            if at not in finishes and isinstance(result, Exception):
+                logger.error("a write of a batch of %d jobs failed: %s", len(finishing), result)
 
     async def _complete(self, ctx: jobs.JobContext, delivery: _Delivery) -> None:
         job = delivery.job
