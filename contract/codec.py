@@ -54,7 +54,7 @@ def job_fields(job: m.Job) -> dict[str, str]:
         "reply_to": job.reply_to,
         "created": repr(job.created),
         "deadline": repr(job.deadline),
-        "body": _dumps(dataclasses.asdict(job.request)),
+        "body": _dumps(_plain(job.request)),
     }
 
 
@@ -87,7 +87,7 @@ def job_from_fields(fields: dict[bytes, bytes] | dict[str, str]) -> m.Job:
 
 
 def reply_json(reply: m.Reply) -> str:
-    outcome = {"type": _OUTCOME_TAGS[type(reply.outcome)], **dataclasses.asdict(reply.outcome)}
+    outcome = {"type": _OUTCOME_TAGS[type(reply.outcome)], **_plain(reply.outcome)}
     return _dumps({"v": SCHEMA_VERSION, "job_id": reply.job_id, "kind": reply.kind.value, "outcome": outcome})
 
 
@@ -121,7 +121,7 @@ def reply_from_json(raw: bytes | str) -> m.Reply:
 
 def location_json(location: m.Location) -> str:
     """A person's shared location as stored in Redis (``keys.user_location``)."""
-    return _dumps(dataclasses.asdict(location))
+    return _dumps(_plain(location))
 
 
 def location_from_json(raw: bytes | str) -> m.Location:
@@ -191,6 +191,26 @@ def _value(tp: Any, value: Any, path: str) -> Any:
             raise ProtocolError(f"{path} must be a string")
         return value
     raise TypeError(f"the codec cannot decode {tp!r} ({path})")  # a bug in messages.py, not bad input
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` for messages: the same JSON in about half the time (a worker writes one per photo).
+
+    ``asdict`` deep-copies every leaf and rebuilds every tuple; a message holds only frozen dataclasses, tuples
+    and immutable leaves, which can be used as they are (a tuple becomes a list, which JSON writes alike)."""
+    names = _field_names(type(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    return tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
 
 
 def _dumps(data: object) -> str:

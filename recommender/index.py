@@ -174,9 +174,9 @@ class DestinationIndex:
             return sorted(groups)
         return np.flatnonzero(np.isin(self._groups, np.fromiter(groups, np.int64))).tolist()
 
-    def collapse(self, matches: list[Match]) -> list[Match]:
-        """The best row of each group, in order."""
-        return collapse_duplicates(matches, self._groups)
+    def collapse(self, matches: list[Match], limit: int | None = None) -> list[Match]:
+        """The best row of each group, in order (the first ``limit`` of them)."""
+        return collapse_duplicates(matches, self._groups, limit)
 
     def overfetch(self, wanted: int) -> int:
         """How many rows to ask for so that ``wanted`` groups survive collapsing (capped at the catalog)."""
@@ -258,7 +258,7 @@ class DestinationIndex:
             if allowed is not None:
                 best[~np.asarray(allowed, dtype=bool)] = -np.inf
             matches = [m for m in top_k(best, self.overfetch(limit), exclude=excluded) if np.isfinite(m.score)]
-        return self.collapse(matches)[:limit]
+        return self.collapse(matches, limit)
 
     def rank_many(self, queries: np.ndarray, limit: int) -> list[list[Match]]:
         """``rank_positions`` for many photos at once (one row each): one pass over the matrix serves them all.
@@ -267,7 +267,7 @@ class DestinationIndex:
         reading it once per batch instead of once per photo is most of the ranking's cost.
         """
         rows = self._search.search(self._expanded(np.atleast_2d(queries)), self.overfetch(limit))
-        return [self.collapse(matches)[:limit] for matches in rows]
+        return [self.collapse(matches, limit) for matches in rows]
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
         return self._exact.scores(np.atleast_2d(queries))

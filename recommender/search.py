@@ -218,8 +218,11 @@ def _ranked(positions: np.ndarray, scores: np.ndarray, k: int, exclude: Collecti
     by_position = np.argsort(positions, kind="stable")
     positions, scores = positions[by_position], scores[by_position]
     ordered = np.argsort(-scores, kind="stable")
-    matches = [Match(int(positions[i]), float(scores[i])) for i in ordered if int(positions[i]) not in exclude]
-    return matches[:k]
+    if exclude:
+        ordered = ordered[~np.isin(positions[ordered], np.fromiter(exclude, dtype=np.int64, count=len(exclude)))]
+    ordered = ordered[:k]
+    # Python numbers from whole arrays at once: a Match per candidate, built from numpy scalars, cost ~0.3 ms a query.
+    return [Match(p, s) for p, s in zip(positions[ordered].tolist(), scores[ordered].tolist(), strict=True)]
 
 
 class _UnionFind:
@@ -282,14 +285,18 @@ def merge_groups(*labelings: np.ndarray | None) -> np.ndarray | None:
     return groups.labels()
 
 
-def collapse_duplicates(matches: list[Match], groups: np.ndarray | None) -> list[Match]:
-    """Keep only the best match of each group (near-identical photos, photos of one place), in order."""
+def collapse_duplicates(matches: list[Match], groups: np.ndarray | None, limit: int | None = None) -> list[Match]:
+    """Keep only the best match of each group (near-identical photos, photos of one place), in order.
+
+    ``limit``: stop once that many are kept (the search overfetches several rows per group)."""
     if groups is None:
-        return matches
+        return matches[:limit]
     seen: set[int] = set()
     kept = []
-    for match in matches:
-        group = int(groups[match.position])
+    labels = groups[[match.position for match in matches]].tolist()
+    for match, group in zip(matches, labels, strict=True):
+        if len(kept) == limit:
+            break
         if group not in seen:
             seen.add(group)
             kept.append(match)

@@ -7,12 +7,12 @@ itself is ``recommender.ranking``'s: here are only what is stored in Redis and w
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from redis.asyncio.client import Pipeline
 
 from contract import messages as m
 from recommender.geo import Region, parse_region
@@ -93,10 +93,7 @@ def _result_list(job: m.Job, ctx: JobContext, ranked: list[RankedDestination], *
     )
 
 
-async def _first_page(ctx: JobContext, job: m.Job, results: ResultList, k: int, **album: object) -> m.Album:
-    await ctx.state.save_results(job.chat_id, results)
-    page = list(results.ids[: page_size(k)])
-    page_id = await ctx.state.record_page(job.chat_id, results.list_id, page)
+def _album(ctx: JobContext, results: ResultList, page: list[str], page_id: str, **album: object) -> m.Album:
     return m.Album(
         items=_list_items(ctx, results, page),
         page_id=page_id,
@@ -109,6 +106,23 @@ async def _first_page(ctx: JobContext, job: m.Job, results: ResultList, k: int, 
     )
 
 
+def _first_page_ids(results: ResultList, k: int) -> list[str]:
+    return list(results.ids[: page_size(k)])
+
+
+async def _first_page(ctx: JobContext, job: m.Job, results: ResultList, k: int, **album: object) -> m.Album:
+    """Save a new result list with its first page (one transaction) and show that page."""
+    page = _first_page_ids(results, k)
+    page_id = await ctx.state.save_new_list(job.chat_id, results, page)
+    return _album(ctx, results, page, page_id, **album)
+
+
+def queue_first_page(ctx: JobContext, pipe: Pipeline, job: m.Job, results: ResultList, k: int) -> m.Album:
+    """``_first_page`` with its writes queued on ``pipe``: the caller sends them, before the reply."""
+    page = _first_page_ids(results, k)
+    return _album(ctx, results, page, ctx.state.queue_new_list(pipe, job.chat_id, results, page))
+
+
 def _region(text: str) -> Region | m.Failure | None:
     """The region typed after /where (None: none asked for), or why there is none."""
     if not text:
@@ -116,38 +130,51 @@ def _region(text: str) -> Region | m.Failure | None:
     return parse_region(text) or m.Failure(m.ErrorCode.UNKNOWN_REGION)
 
 
-async def recommend(
+def _photo_results(
     ctx: JobContext,
     job: m.Job,
     request: m.Recommend,
     query: np.ndarray,
     hints: tuple[str, ...],
-    liked: Sequence[str] | None = None,
-) -> m.Outcome:
-    """Rank the catalog for a photo, leaning toward what this person liked in this chat, within their scope.
+    liked: Sequence[str],
+    ranked: list[RankedDestination] | None = None,
+) -> ResultList | m.Failure:
+    """A photo's result list, leaning toward what this person liked in this chat, within their scope.
 
-    ``liked``: this person's likes when the caller has read them already (a batch reads everyone's at once)."""
+    ``ranked``: the photo's ranking when the batch ranked it already (photos without a region or a location)."""
     region = _region(request.region)
     if isinstance(region, m.Failure):
         return region
     near = ((request.near.lat, request.near.lon),) if request.near is not None else ()
     if region is not None and region.radius_km is not None and not near:
         return m.Failure(m.ErrorCode.NEED_LOCATION)
-    if liked is None:
-        liked = await ctx.state.liked_ids(job.chat_id, job.user_id)
-    scope = Scope(region, near)
-    ranked = rank_for_photo(ctx.index, query, ctx.result_list_size, liked_ids=liked, taste=ctx.taste, scope=scope)
+    if ranked is None:
+        scope = Scope(region, near)
+        ranked = rank_for_photo(ctx.index, query, ctx.result_list_size, liked_ids=liked, taste=ctx.taste, scope=scope)
     if not ranked:
         return m.Failure(m.ErrorCode.EMPTY_REGION)
-    results = _result_list(job, ctx, ranked, hints=hints, region=region.label if region else "")
+    return _result_list(job, ctx, ranked, hints=hints, region=region.label if region else "")
+
+
+async def recommend(
+    ctx: JobContext, job: m.Job, request: m.Recommend, query: np.ndarray, hints: tuple[str, ...]
+) -> m.Outcome:
+    """Rank the catalog for one photo and save its first page (the batch's way is ``recommend_many``)."""
+    liked = await ctx.state.liked_ids(job.chat_id, job.user_id)
+    results = _photo_results(ctx, job, request, query, hints, liked)
+    if isinstance(results, m.Failure):
+        return results
     return await _first_page(ctx, job, results, request.k)
 
 
 async def recommend_many(
-    ctx: JobContext, batch: Sequence[tuple[m.Job, m.Recommend, np.ndarray, tuple[str, ...]]]
+    ctx: JobContext, pipe: Pipeline, batch: Sequence[tuple[m.Job, m.Recommend, np.ndarray, tuple[str, ...]]]
 ) -> list[m.Outcome]:
-    """``recommend`` for a whole batch: one round trip for everyone's likes, one pass over the catalog for every
-    photo without a region or a location (the others are ranked one by one, each in its own scope)."""
+    """``recommend`` for a whole batch, its writes queued on ``pipe`` (the caller sends them with the replies).
+
+    One round trip for everyone's likes, one pass over the catalog for every photo without a region or a location
+    (the others are ranked one by one, each in its own scope). Every photo is ranked before anything is queued, so
+    a failure leaves ``pipe`` as it was."""
     likes = await ctx.state.liked_ids_many([(job.chat_id, job.user_id) for job, *_ in batch])
     plain = [n for n, (_, request, _, _) in enumerate(batch) if not request.region and request.near is None]
     ranked: dict[int, list[RankedDestination]] = {}
@@ -160,14 +187,11 @@ async def recommend_many(
             taste=ctx.taste,
         )
         ranked = dict(zip(plain, rankings, strict=True))
-
-    async def one(n: int) -> m.Outcome:
-        job, request, query, hints = batch[n]
-        if n not in ranked:
-            return await recommend(ctx, job, request, query, hints, likes[n])
-        return await _first_page(ctx, job, _result_list(job, ctx, ranked[n], hints=hints), request.k)
-
-    return list(await asyncio.gather(*(one(n) for n in range(len(batch)))))
+    found = [_photo_results(ctx, *photo, likes[n], ranked.get(n)) for n, photo in enumerate(batch)]
+    return [
+        results if isinstance(results, m.Failure) else queue_first_page(ctx, pipe, job, results, request.k)
+        for (job, request, _, _), results in zip(batch, found, strict=True)
+    ]
 
 
 async def more(ctx: JobContext, job: m.Job, request: m.More) -> m.Outcome:

@@ -8,7 +8,9 @@ while the processor starts on the next batch. When the processor is idle, a batc
 ``batch_wait_ms`` for company, so an idle queue answers a lone photo at once.
 
 A job is answered and acknowledged in one Lua script with an idempotency key: if this process dies mid-batch,
-another worker takes the job over after ``claim_idle_ms`` and the user still gets exactly one answer. A job
+another worker takes the job over after ``claim_idle_ms`` and the user still gets exactly one answer. A batch
+costs a few round trips whatever its size: its photos and cached fingerprints are read with one command each, and
+its photos' result lists, pages, new fingerprints and replies are written in one pipeline. A job
 delivered more than ``max_deliveries`` times goes to the dead-letter stream and its user gets an error reply.
 """
 
@@ -28,8 +30,9 @@ from typing import Any, Protocol
 
 import numpy as np
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contract import codec, keys
@@ -187,6 +190,8 @@ class Worker:
             name = consumer["name"].decode() if isinstance(consumer["name"], bytes) else consumer["name"]
             if consumer["pending"] == 0 and consumer["idle"] > STALE_CONSUMER_IDLE_MS and name != self.consumer:
                 await self.redis.xgroup_delconsumer(keys.JOBS_STREAM, keys.WORKERS_GROUP, name)
+        # Batches queue FINISH as a bare EVALSHA (``_write_together``): have it loaded before the first one.
+        await self.redis.script_load(FINISH)
 
     def _describe_model(self) -> None:
         fingerprint = self.extractor.fingerprint
@@ -330,8 +335,7 @@ class Worker:
 
     async def _prepare(self, deliveries: list[_Delivery]) -> None:
         """Settle what can be settled without the network, and decode the photos in threads."""
-        loop = asyncio.get_running_loop()
-        decoding = []
+        photos = []
         for delivery in deliveries:
             job = delivery.job
             if delivery.deliveries > self.options.max_deliveries:
@@ -341,8 +345,9 @@ class Worker:
             elif job.expired():
                 delivery.outcome = m.Failure(m.ErrorCode.EXPIRED)
             elif isinstance(job.request, m.Recommend):
-                decoding.append(self._load_photo(delivery, job.request, loop))
-        await asyncio.gather(*decoding)
+                photos.append(delivery)
+        if photos:
+            await self._load_photos(photos)
 
     async def _prepare_retrying(self, deliveries: list[_Delivery], backoff: Backoff) -> bool:
         """``_prepare``, again after a pause while Redis is unreachable; False when stopping first.
@@ -358,22 +363,36 @@ class Worker:
                 await backoff.wait(error, logger)
         return False
 
-    async def _load_photo(self, delivery: _Delivery, request: m.Recommend, loop: asyncio.AbstractEventLoop) -> None:
-        job = delivery.job
+    async def _load_photos(self, deliveries: list[_Delivery]) -> None:
+        """Read the photos and look up their cached fingerprints, a round trip each for all of them; decode the rest.
+
+        A photo the bot did not send (its Telegram file was fingerprinted before) is found by its file id."""
         fingerprint, dim = self.extractor.fingerprint.key, self.extractor.fingerprint.dim
-        data = await self.redis.get(keys.photo(job.id))
-        unique_id = request.file_unique_id or None
-        if data is None:
-            known = await self.state.hash_for_file(unique_id) if unique_id else None
-            vector = await self.state.cached_vector(fingerprint, known, dim) if known else None
-            if vector is None:
+        photos = await self.redis.mget([keys.photo(d.job.id) for d in deliveries])
+        unsent: list[tuple[_Delivery, str]] = []
+        for delivery, data in zip(deliveries, photos, strict=True):
+            file_id = delivery.job.request.file_unique_id  # type: ignore[union-attr]
+            if data is not None:
+                delivery.photo_hash = content_hash(data)
+            elif file_id:
+                unsent.append((delivery, file_id))
+        known = await self.state.hashes_for_files([file_id for _, file_id in unsent])
+        for (delivery, _), photo_hash in zip(unsent, known, strict=True):
+            delivery.photo_hash = photo_hash
+        vectors = await self.state.cached_vectors(fingerprint, [d.photo_hash for d in deliveries], dim)
+        decoding = []
+        for delivery, data, vector in zip(deliveries, photos, vectors, strict=True):
+            delivery.vector = vector
+            if vector is None and data is None:
                 delivery.outcome = m.Failure(m.ErrorCode.PHOTO_GONE)
-            delivery.vector, delivery.photo_hash = vector, known
-            return
-        delivery.photo_hash = content_hash(data)
-        delivery.vector = await self.state.cached_vector(fingerprint, delivery.photo_hash, dim)
-        if delivery.vector is not None:
-            return
+            elif vector is None:
+                decoding.append(self._decode(delivery, data))
+        await asyncio.gather(*decoding)
+
+    async def _decode(self, delivery: _Delivery, data: bytes) -> None:
+        """The photo's pixels, decoded in a thread; or why the photo cannot be used."""
+        job = delivery.job
+        loop = asyncio.get_running_loop()
         try:
             delivery.pixels = await loop.run_in_executor(self._decode_pool, self.extractor.preprocess, data)
         except UnsupportedImage as error:
@@ -415,26 +434,22 @@ class Worker:
         return elapsed
 
     async def _reply(self, batch: _Batch, forward_s: float) -> None:
-        """Cache the new fingerprints, run every job's handler and answer it."""
+        """Rank the batch's photos together and answer every job.
+
+        Whatever is settled once the photos are ranked (their results, their failures, the new fingerprints to cache)
+        goes to Redis in one round trip with those jobs' replies (``_write_together``); the other jobs (/more, 👍,
+        a photo left to be ranked on its own, ...) run their handlers and answer one by one, meanwhile.
+        """
         started = time.perf_counter()
         ctx = jobs.JobContext(self.state, self.index, self.options.result_list_size)
-        await self._rank_together(ctx, batch)
-        fingerprint = self.extractor.fingerprint.key
-        # Concurrently: each job's Redis round trips overlap the others' (the bot keeps one job per chat in
-        # flight, so no two of them touch the same chat's keys).
-        await asyncio.gather(
-            *(
-                self.state.cache_vector(
-                    fingerprint,
-                    d.photo_hash or "",
-                    d.vector,
-                    d.job.request.file_unique_id or None if isinstance(d.job.request, m.Recommend) else None,
-                )
-                for d in batch.deliveries
-                if d.embedded_here and d.vector is not None
-            ),
-            *(self._complete(ctx, delivery) for delivery in batch.deliveries),
-        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._rank_together(ctx, pipe, batch)
+            self._queue_vectors(pipe, batch)
+            settled = [d for d in batch.deliveries if d.outcome is not None]
+            await asyncio.gather(
+                self._write_together(pipe, settled),
+                *(self._complete(ctx, d) for d in batch.deliveries if d.outcome is None),
+            )
         replies_s = time.perf_counter() - started
         self.metrics.stage_seconds.labels("handlers").observe(replies_s)
         logger.info(
@@ -449,8 +464,10 @@ class Worker:
             },
         )
 
-    async def _rank_together(self, ctx: jobs.JobContext, batch: _Batch) -> None:
-        """Rank the batch's photos in one pass over the catalog; a failure leaves them to be handled one by one."""
+    async def _rank_together(self, ctx: jobs.JobContext, pipe: Pipeline, batch: _Batch) -> None:
+        """Rank the batch's photos in one pass over the catalog, queueing their writes on ``pipe``.
+
+        A failure queues nothing and leaves the photos to be handled one by one."""
         photos = [
             d
             for d in batch.deliveries
@@ -461,6 +478,7 @@ class Worker:
         try:
             outcomes = await jobs.recommend_many(
                 ctx,
+                pipe,
                 [(d.job, d.job.request, d.vector, d.hints) for d in photos],  # type: ignore[misc]
             )
         except Exception:
@@ -469,10 +487,80 @@ class Worker:
         for delivery, outcome in zip(photos, outcomes, strict=True):
             delivery.outcome = outcome
 
+    def _queue_vectors(self, pipe: Pipeline, batch: _Batch) -> None:
+        """Queue caching the fingerprints this batch's forward pass computed."""
+        fingerprint = self.extractor.fingerprint.key
+        for d in batch.deliveries:
+            if d.embedded_here and d.vector is not None:
+                request = d.job.request
+                file_unique_id = request.file_unique_id or None if isinstance(request, m.Recommend) else None
+                self.state.queue_vector(pipe, fingerprint, d.photo_hash or "", d.vector, file_unique_id)
+
+    async def _write_together(self, pipe: Pipeline, settled: list[_Delivery]) -> None:
+        """Send ``pipe`` (the settled jobs' writes) with every settled job's ``FINISH``, in one round trip.
+
+        Commands of one pipeline run in order, so each job's results and pages are stored before its reply is
+        pushed: the bot may act on a reply at once (/more reads the saved list). The pipeline is not a transaction:
+        the bot keeps one job per chat in flight, so nobody reads a chat's keys while its writes land, and a job
+        whose writes land only in part (a crash) is not acknowledged and writes them all again when retried.
+        """
+        finishing = self._queue_finishes(pipe, settled)
+        if not len(pipe):
+            return
+        try:
+            # Errors come back in place: each job is judged by its own FINISH.
+            results = await pipe.execute(raise_on_error=False)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            # Some FINISHes may have run; the others' jobs stay pending and are retried (taken over after
+            # claim_idle_ms), where FINISH's idempotency key stops a second reply to any job that was answered.
+            logger.error("writing a batch of %d replies failed; they will be retried: %s", len(settled), error)
+            for delivery in settled:
+                self.metrics.jobs.labels(delivery.job.kind, "error").inc()
+            return
+        self._report_write_errors(results, finishing)
+        await asyncio.gather(*(self._finished(delivery, results[at]) for at, delivery in finishing))
+
+    def _queue_finishes(self, pipe: Pipeline, settled: list[_Delivery]) -> list[tuple[int, _Delivery]]:
+        """Queue each job's FINISH after what is queued already; returns where each one's result will be."""
+        finishing = []
+        for delivery in settled:
+            finishing.append((len(pipe), delivery))
+            keys_, args = self._finish_call(delivery, delivery.outcome)  # type: ignore[arg-type]
+            # A bare EVALSHA: a Script queued on a pipeline costs a SCRIPT EXISTS round trip at each execute.
+            pipe.evalsha(self._finish.sha, len(keys_), *keys_, *args)
+        return finishing
+
+    async def _finished(self, delivery: _Delivery, first: Any) -> None:
+        """Account for a job whose FINISH ran in a batch (``first``: its result, or the error in its place)."""
+        if isinstance(first, NoScriptError):
+            # Redis lost its scripts (a restart), so FINISH did not run: answer alone (the Script loads it again).
+            await self._answer_or_leave(delivery)
+        elif isinstance(first, Exception):
+            logger.error("job %s: FINISH failed; it will be retried: %s", delivery.job.id, first)
+            self.metrics.jobs.labels(delivery.job.kind, "error").inc()
+        else:
+            self._answered(delivery, delivery.outcome, bool(first))  # type: ignore[arg-type]
+
+    async def _answer_or_leave(self, delivery: _Delivery) -> None:
+        """``_answer``; if Redis cannot be reached, the job stays pending and is retried."""
+        try:
+            await self._answer(delivery, delivery.outcome)  # type: ignore[arg-type]
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            logger.error("job %s: answering failed; it will be retried: %s", delivery.job.id, error)
+            self.metrics.jobs.labels(delivery.job.kind, "error").inc()
+
+    @staticmethod
+    def _report_write_errors(results: list[Any], finishing: list[tuple[int, _Delivery]]) -> None:
+        """Log a write Redis refused (a key of the wrong type): the batch's jobs were answered all the same."""
+        finishes = {at for at, _ in finishing}
+        for at, result in enumerate(results):
+            if at not in finishes and isinstance(result, Exception):
+                logger.error("a write of a batch of %d jobs failed: %s", len(finishing), result)
+
     async def _complete(self, ctx: jobs.JobContext, delivery: _Delivery) -> None:
         job = delivery.job
         try:
-            outcome = delivery.outcome or await self._handle(ctx, delivery)
+            outcome = await self._handle(ctx, delivery)
         except Exception:
             # Left unacknowledged on purpose: it is retried, and dead-lettered after max_deliveries.
             logger.exception(
@@ -491,13 +579,23 @@ class Worker:
             return await jobs.recommend(ctx, delivery.job, request, delivery.vector, delivery.hints)
         return await jobs.HANDLERS[type(request)](ctx, delivery.job, request)
 
-    async def _answer(self, delivery: _Delivery, outcome: m.Outcome) -> None:
+    def _finish_call(self, delivery: _Delivery, outcome: m.Outcome) -> tuple[list[str], list[Any]]:
+        """FINISH's keys and arguments for answering this job with ``outcome``."""
         job = delivery.job
         reply = codec.reply_json(m.Reply(job.id, job.kind, outcome))
-        first = await self._finish(
-            keys=[keys.done(job.id), keys.replies(job.reply_to), keys.JOBS_STREAM, keys.photo(job.id)],
-            args=[keys.WORKERS_GROUP, delivery.entry_id, reply, DONE_TTL_S, REPLY_TTL_S],
+        return (
+            [keys.done(job.id), keys.replies(job.reply_to), keys.JOBS_STREAM, keys.photo(job.id)],
+            [keys.WORKERS_GROUP, delivery.entry_id, reply, DONE_TTL_S, REPLY_TTL_S],
         )
+
+    async def _answer(self, delivery: _Delivery, outcome: m.Outcome) -> None:
+        """Answer one job on its own (one round trip)."""
+        keys_, args = self._finish_call(delivery, outcome)
+        self._answered(delivery, outcome, bool(await self._finish(keys=keys_, args=args)))
+
+    def _answered(self, delivery: _Delivery, outcome: m.Outcome, first: bool) -> None:
+        """Count and log a job FINISH has retired (``first``: this was its first answer)."""
+        job = delivery.job
         self.jobs_done += 1
         outcome_label = outcome.code.value if isinstance(outcome, m.Failure) else "ok"
         if not first:

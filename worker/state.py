@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from contract import codec, keys
 from contract import messages as m
@@ -72,11 +73,21 @@ class WorkerState:
 
     # ---- result lists and pages
 
-    async def save_results(self, chat_id: int, results: ResultList) -> None:
+    def queue_new_list(self, pipe: Pipeline, chat_id: int, results: ResultList, page: list[str]) -> str:
+        """Queue the writes that make ``results`` the chat's latest list, with ``page`` as its first page.
+
+        Returns the page's id. Nothing is sent: the caller executes ``pipe`` (``save_new_list`` does, alone).
+        """
+        pipe.set(keys.results(chat_id), results.to_json(), ex=self.ttl_s)
+        pipe.delete(keys.shown(chat_id, results.list_id))  # a list recomputed for a retried job starts unseen
+        return self.queue_page(pipe, chat_id, results.list_id, page)
+
+    async def save_new_list(self, chat_id: int, results: ResultList, page: list[str]) -> str:
+        """``queue_new_list`` in a transaction of its own, so nobody sees the new list without its first page."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.results(chat_id), results.to_json(), ex=self.ttl_s)
-            pipe.delete(keys.shown(chat_id, results.list_id))
+            page_id = self.queue_new_list(pipe, chat_id, results, page)
             await pipe.execute()
+        return page_id
 
     async def load_results(self, chat_id: int) -> ResultList | None:
         raw = await self.redis.get(keys.results(chat_id))
@@ -85,16 +96,23 @@ class WorkerState:
     async def shown(self, chat_id: int, list_id: str) -> set[str]:
         return {m.decode() for m in await self.redis.smembers(keys.shown(chat_id, list_id))}
 
-    async def record_page(self, chat_id: int, list_id: str, ids: list[str], *, first_rank: int = 1) -> str:
-        """Mark ids as shown and remember the page, so that 👍 buttons and /like N can name its items."""
+    def queue_page(self, pipe: Pipeline, chat_id: int, list_id: str, ids: list[str], *, first_rank: int = 1) -> str:
+        """Queue marking ids as shown and remembering the page, so that 👍 buttons and /like N can name its items.
+
+        Returns the page's id (chosen here, so it is known before the writes are sent)."""
         page_id = secrets.token_hex(4)
+        if ids:
+            pipe.sadd(keys.shown(chat_id, list_id), *ids)
+            pipe.expire(keys.shown(chat_id, list_id), self.ttl_s)
+        pipe.hset(keys.pages(chat_id), page_id, json.dumps({"ids": ids, "first_rank": first_rank}))
+        pipe.expire(keys.pages(chat_id), self.ttl_s)
+        pipe.set(keys.last_page(chat_id), page_id, ex=self.ttl_s)
+        return page_id
+
+    async def record_page(self, chat_id: int, list_id: str, ids: list[str], *, first_rank: int = 1) -> str:
+        """``queue_page`` in a transaction of its own; returns the page's id."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            if ids:
-                pipe.sadd(keys.shown(chat_id, list_id), *ids)
-                pipe.expire(keys.shown(chat_id, list_id), self.ttl_s)
-            pipe.hset(keys.pages(chat_id), page_id, json.dumps({"ids": ids, "first_rank": first_rank}))
-            pipe.expire(keys.pages(chat_id), self.ttl_s)
-            pipe.set(keys.last_page(chat_id), page_id, ex=self.ttl_s)
+            page_id = self.queue_page(pipe, chat_id, list_id, ids, first_rank=first_rank)
             await pipe.execute()
         return page_id
 
@@ -193,30 +211,42 @@ class WorkerState:
 
     # ---- query vector cache
 
-    async def cached_vector(self, fingerprint: str, content_hash: str, dim: int) -> np.ndarray | None:
-        raw = await self.redis.get(keys.query_vector(fingerprint, content_hash))
-        if raw is None or len(raw) != dim * 4:
-            return None
-        return np.frombuffer(raw, dtype="<f4").copy()
+    async def cached_vectors(
+        self, fingerprint: str, content_hashes: Sequence[str | None], dim: int
+    ) -> list[np.ndarray | None]:
+        """The cached fingerprint of each photo (None: not cached, or no hash), in one round trip."""
+        wanted = [h for h in content_hashes if h]
+        found = iter(await self.redis.mget([keys.query_vector(fingerprint, h) for h in wanted]) if wanted else [])
+        return [_vector(next(found), dim) if h else None for h in content_hashes]
 
-    async def cache_vector(
-        self, fingerprint: str, content_hash: str, vector: np.ndarray, file_unique_id: str | None
+    def queue_vector(
+        self, pipe: Pipeline, fingerprint: str, content_hash: str, vector: np.ndarray, file_unique_id: str | None
     ) -> None:
+        """Queue caching a photo's fingerprint (and which Telegram file it came from); nothing when the cache is off."""
         if self.vector_ttl_s <= 0:
             return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(
-                keys.query_vector(fingerprint, content_hash),
-                np.asarray(vector, dtype="<f4").tobytes(),
-                ex=self.vector_ttl_s,
-            )
-            if file_unique_id:
-                pipe.set(keys.file_unique(file_unique_id), content_hash, ex=self.vector_ttl_s)
-            await pipe.execute()
+        pipe.set(
+            keys.query_vector(fingerprint, content_hash),
+            np.asarray(vector, dtype="<f4").tobytes(),
+            ex=self.vector_ttl_s,
+        )
+        if file_unique_id:
+            pipe.set(keys.file_unique(file_unique_id), content_hash, ex=self.vector_ttl_s)
 
-    async def hash_for_file(self, file_unique_id: str) -> str | None:
-        raw = await self.redis.get(keys.file_unique(file_unique_id))
-        return raw.decode() if raw else None
+    async def hashes_for_files(self, file_unique_ids: Sequence[str]) -> list[str | None]:
+        """The content hash each Telegram file was cached under (None: not cached), in one round trip."""
+        if not file_unique_ids:
+            return []
+        return [
+            raw.decode() if raw else None
+            for raw in await self.redis.mget([keys.file_unique(f) for f in file_unique_ids])
+        ]
+
+
+def _vector(raw: bytes | None, dim: int) -> np.ndarray | None:
+    if raw is None or len(raw) != dim * 4:
+        return None
+    return np.frombuffer(raw, dtype="<f4").copy()
 
 
 def _most_recent_first(likes: dict[bytes, bytes]) -> list[str]:
