@@ -7,10 +7,8 @@ Run from the repository root (needs ``../shared/datasets``)::
 
 Each runtime fingerprints every photo of holidays-dev and intel-scenes-dev once with the default extraction; the
 figures are then those `wanderlens eval` reports (the index's default refinement), for the whole set and for each
-half. The halves answer the issue's rule (int8 may cost at most 0.005 in Holidays mAP and in Intel P@1, chosen on
-one half and confirmed on the other). They are deterministic: Holidays is split by label (a query and its matches
-stay together), Intel by photo (its labels are its six classes, which each half must keep), both by the sha256 of
-the label or path. Each half is evaluated as a dev set of its own: its photos are its whole catalog.
+half (`bench.dev_sets`). The halves answer the issue's rule (int8 may cost at most 0.005 in Holidays mAP and in
+Intel P@1, chosen on one half and confirmed on the other).
 """
 
 from __future__ import annotations

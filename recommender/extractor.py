@@ -19,6 +19,7 @@ import numpy as np
 from keras import ops
 
 from recommender.backbones import LoadedBackbone
+from recommender.errors import BadInput
 from recommender.fingerprint import BackboneFingerprint, ExtractionOptions
 from recommender.images import load_for_model
 
@@ -121,6 +122,12 @@ class Extractor:
             from recommender.litert import resolve_runtime
 
             runtime = resolve_runtime(runtime)
+        if runtime != "tensorflow" and "+" in backbone.fingerprint.name:
+            # The LiteRT conversion (and its choice of float layers) is written for one network's graph.
+            raise BadInput(
+                f"an ensemble of networks runs on TensorFlow only. Received: backbone={backbone.fingerprint.name!r}, "
+                f"runtime={runtime!r}"
+            )
         self.runtime = runtime
         self._fingerprint = replace(backbone.fingerprint, runtime=runtime)
         self._steps: dict[int, Callable[[np.ndarray], object]]

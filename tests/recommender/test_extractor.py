@@ -354,6 +354,12 @@ def test_a_malformed_ensemble_is_refused_by_name(name: str, why: str):
         load_backbone(name, weights=None)
 
 
+def test_an_ensemble_refuses_the_litert_runtimes():
+    backbone = load_backbone("efficientnet-lite0+efficientnet-lite1@160", weights=None, include_top=False)
+    with pytest.raises(ValueError, match="TensorFlow only"):
+        Extractor(backbone, runtime="tflite-fp32")
+
+
 def test_an_ensembles_order_and_sizes_are_part_of_its_fingerprint():
     fingerprints = {
         load_backbone(name, weights=None, include_top=False).fingerprint.key
