@@ -65,6 +65,9 @@ def make_data(server: er.ServerBinary, folder: Path) -> None:
     """Real persistence files: a like and a stream entry, written by ``server``, then the server killed."""
     folder.mkdir(parents=True)
     process, client = run_server(server, folder)
+    # With `everysec` a write can wait up to two seconds behind a background fsync on a busy machine, and the kill
+    # below then loses it (seen once in a full run): here every write is on disk before its reply.
+    client.config_set("appendfsync", "always")
     client.sadd("wl:likes:101", "bled")
     client.xadd("wl:jobs", {"kind": "recommend"})
     process.kill()  # as the OOM killer would: no clean shutdown
