@@ -328,7 +328,7 @@ def open_index(
     if (
         not (len(rows) == len(vectors) == manifest.count)
         or vectors.ndim != 2
-        or vectors.shape[1] != manifest.fingerprint.dim
+        or vectors.shape[1] != (whitening.dim if whitening is not None else manifest.fingerprint.dim)
     ):
         raise IndexUnavailable(
             f"index version {version} is incomplete; rebuild it. Received: {len(rows)} destinations, "

@@ -142,7 +142,7 @@ def _load(args: argparse.Namespace) -> object:
 def _refine(args: argparse.Namespace) -> object:
     from recommender.refine import RefineOptions
 
-    return RefineOptions(whitening=args.whitening, dba=args.dba, query_expansion=args.qe)
+    return RefineOptions(whitening=args.whitening, dba=args.dba, query_expansion=args.qe, dims=args.whitening_dims)
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -252,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
             choices=WHITENINGS,
             default=DEFAULT_REFINE.whitening,
             help="learned from the catalog",
+        )
+        group.add_argument(
+            "--whitening-dims",
+            type=int,
+            default=DEFAULT_REFINE.dims,
+            help=f"directions the whitening keeps, largest variance first (0: all; default {DEFAULT_REFINE.dims})",
         )
         group.add_argument(
             "--dba",
