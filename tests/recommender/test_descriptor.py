@@ -232,3 +232,27 @@ def test_with_dba_each_query_is_searched_in_a_catalog_augmented_without_it(monke
     # Leave-one-out over a catalog augmented with every photo, queries included, scores differently.
     leaky = evaluation.retrieval_metrics(refine.augment_database(raw, 5, 3.0), labels, [True] * 40)
     assert leaky.precision_at_1 != report.precision_at_1
+
+
+def test_whitening_can_keep_only_the_directions_of_largest_variance():
+    rng = np.random.default_rng(4)
+    head = unit(rng.normal(size=(300, 16)) * np.linspace(5, 0.1, 16))
+    tail = unit(rng.random((300, 4)))
+    raw = unit(np.concatenate([head, 0.5 * tail], axis=1))
+
+    every = Whitening.learn(raw, "partial", passthrough=4)
+    kept = Whitening.learn(raw, "partial", passthrough=4, keep=6)
+    assert every is not None and kept is not None
+    assert (every.dim, kept.dim) == (20, 10) and kept.projection.shape == (16, 6)
+    # The six kept are the full whitening's six of largest variance, scaled the same.
+    np.testing.assert_allclose(kept.projection, every.projection[:, -6:], atol=1e-6)
+    variances = np.var((raw[:, :16] - kept.mean) @ every.projection, axis=0)
+    assert np.all(variances[-6:, None] >= variances[None, :-6] - 1e-9)
+    # The colour keeps its weight beside the shorter network part.
+    searched, learned = refine_catalog(raw, RefineOptions(whitening="partial", dims=6), unwhitened_tail=4)
+    assert searched.shape == (300, 10) and learned is not None and learned.dim == 10
+    ratio = np.linalg.norm(searched[:, 6:], axis=1) / np.linalg.norm(searched[:, :6], axis=1)
+    np.testing.assert_allclose(ratio, 0.5, atol=1e-5)
+    # Indexes written before it existed kept every direction.
+    assert RefineOptions.from_dict({"whitening": "partial", "dba": 5}).dims == 0
+    assert DEFAULT_REFINE.dims == refine.WHITENING_DIMS > 0

@@ -460,3 +460,16 @@ def test_a_catalog_too_small_to_learn_from_is_searched_as_it_is(tmp_path):
     index = open_index(tmp_path / "index", placement="host")
     assert index.whitening is None
     np.testing.assert_allclose(index.vectors, np.asarray(index.raw_vectors), atol=1e-6)
+
+
+def test_an_index_whose_whitening_keeps_fewer_directions_opens_and_finds_its_photos(tmp_path):
+    catalog_dir = colour_catalog(tmp_path / "catalog", 40)
+    extractor = ColourExtractor()
+    build(catalog_dir, tmp_path / "index", extractor, RefineOptions(whitening="partial", dims=3))
+
+    index = open_index(tmp_path / "index", expected=extractor.fingerprint)
+    assert index.vectors.shape == (40, 3) and index.fingerprint.dim > 3
+    for photo in ("p0000.jpg", "p0017.jpg", "p0039.jpg"):
+        query = extractor.embed(extractor.preprocess(catalog_dir / photo)[None]).vectors
+        (best, *_), *_ = index.search(index.prepare_queries(query), 3)
+        assert best.destination.image == photo
