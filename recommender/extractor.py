@@ -19,6 +19,7 @@ import numpy as np
 from keras import ops
 
 from recommender.backbones import LoadedBackbone
+from recommender.backbones.efficientnet_lite import parse_ensemble
 from recommender.errors import BadInput
 from recommender.fingerprint import BackboneFingerprint, ExtractionOptions
 from recommender.images import load_for_model
@@ -122,7 +123,7 @@ class Extractor:
             from recommender.litert import resolve_runtime
 
             runtime = resolve_runtime(runtime)
-        if runtime != "tensorflow" and "+" in backbone.fingerprint.name:
+        if runtime != "tensorflow" and parse_ensemble(backbone.fingerprint.name):
             # The LiteRT conversion (and its choice of float layers) is written for one network's graph.
             raise BadInput(
                 f"an ensemble of networks runs on TensorFlow only. Received: backbone={backbone.fingerprint.name!r}, "

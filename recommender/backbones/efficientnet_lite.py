@@ -325,8 +325,8 @@ _PART = re.compile(r"(?P<variant>efficientnet-lite\d)(?:@(?P<size>\d+))?")
 def parse_ensemble(name: str) -> tuple[EnsemblePart, ...] | None:
     """``efficientnet-lite0+efficientnet-lite1@192`` -> its parts (each at its own input size, the variant's by
     default); None for a name that is not an ensemble; BadInput for one that is malformed."""
-    if ENSEMBLE_SEPARATOR not in name:
-        return None
+    if ENSEMBLE_SEPARATOR not in name or not name.startswith("efficientnet-lite") or ".keras:" in name:
+        return None  # e.g. a saved model's path with a '+' in it
     parts = []
     for text in name.split(ENSEMBLE_SEPARATOR):
         match = _PART.fullmatch(text.strip())

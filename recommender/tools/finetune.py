@@ -416,7 +416,7 @@ def _start_from_whitening(parts: _Parts, train_activations: np.ndarray, options:
     raw = np.concatenate(
         [ops.convert_to_numpy(parts.before(views[i : i + CACHE_BATCH])) for i in range(0, len(views), CACHE_BATCH)]
     )
-    whitening = Whitening.learn(unit(raw), DEFAULT_REFINE.whitening)
+    whitening = Whitening.learn(unit(raw), DEFAULT_REFINE.whitening, keep=options.projection_dim)
     if whitening is None or options.projection_dim > raw.shape[1]:
         logger.info(
             "no whitening to start from (%d training views of %d dimensions, projection to %d): the projection "
@@ -426,7 +426,7 @@ def _start_from_whitening(parts: _Parts, train_activations: np.ndarray, options:
             options.projection_dim,
         )
         return
-    kernel = whitening.projection[:, -options.projection_dim :]  # eigh sorts ascending: the strongest are last
+    kernel = whitening.projection  # its projection_dim strongest directions
     parts.train.get_layer("projection").set_weights([kernel, -whitening.mean @ kernel])
 
 

@@ -354,6 +354,14 @@ def test_a_malformed_ensemble_is_refused_by_name(name: str, why: str):
         load_backbone(name, weights=None)
 
 
+def test_a_saved_model_with_a_plus_in_its_path_is_not_taken_for_an_ensemble():
+    from recommender.backbones import check_backbone_name
+    from recommender.backbones.efficientnet_lite import parse_ensemble
+
+    assert parse_ensemble("models/lite0+ft.keras:embedding") is None
+    check_backbone_name("models/lite0+ft.keras:embedding")  # a saved model: no ensemble error
+
+
 def test_an_ensemble_refuses_the_litert_runtimes():
     backbone = load_backbone("efficientnet-lite0+efficientnet-lite1@160", weights=None, include_top=False)
     with pytest.raises(ValueError, match="TensorFlow only"):
