@@ -46,7 +46,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--runtime",
         default="tensorflow",
-        choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-mixed"),
+        choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-float-stem"),
         help="what runs the network (default: %(default)s)",
     )
     parser.add_argument(

@@ -126,11 +126,17 @@ class FingerprintMismatch(UserError, ValueError):
             for field in ("name", "weights_sha256", "layer", "input_size", "preprocessing", "dim", "runtime")
             if getattr(index, field) != getattr(extractor, field)
         ]
-        choose = "--backbone"
+        from recommender.litert import RETIRED
+
+        remedy = "Rebuild the index with `wanderlens index` or choose the matching --backbone"
         if "runtime" in differing:
-            choose = f"runtime (--runtime {index.runtime}, WANDERLENS_RUNTIME={index.runtime} for the worker)"
+            remedy = (
+                f"Rebuild the index with `wanderlens index` or choose the matching runtime (--runtime "
+                f"{index.runtime}, WANDERLENS_RUNTIME={index.runtime} for the worker)"
+            )
+        if index.runtime in RETIRED:
+            remedy = f"Its runtime, {index.runtime}, is no longer offered: {RETIRED[index.runtime]}"
         super().__init__(
             f"the index was built with {index.describe()} but the extractor is {extractor.describe()} "
-            f"(they differ in: {', '.join(differing)}). Rebuild the index with `wanderlens index` "
-            f"or choose the matching {choose}. Received: index={index.key} extractor={extractor.key}"
+            f"(they differ in: {', '.join(differing)}). {remedy}. Received: index={index.key} extractor={extractor.key}"
         )

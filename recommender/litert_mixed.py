@@ -1,18 +1,15 @@
-"""int8 with the layers that quantise worst kept in float: the `tflite-int8-mixed` runtime.
+"""int8 but for the network's stem, kept in float: the `tflite-int8-float-stem` runtime.
 
-Fully quantised, efficientnet-lite0 costs 0.006-0.011 in the dev figures on some halves (LITERT_RESULTS.md). Most of
-that comes from a few layers: ranked by their quantisation error (RMSE over the quantisation step, measured by
-TensorFlow's QuantizationDebugger on generated scenes), the stem and block 0's depthwise convolution stand far out,
-and with the worst `FLOAT_LAYERS` kept in float the vectors are three times closer to TensorFlow's. Everything is
-measured on generated scenes, never on photos, so every machine picks the same layers.
+Fully quantised, efficientnet-lite0 costs 0.006-0.011 in the dev figures on some halves (README, "CPU runtimes").
+Most of that comes from where the network meets the pixels: the input scaling, which int8 rounds twice (once as
+pixels, again as scaled pixels), and the two layers that quantise worst of all (the stem convolution and block 0's
+depthwise convolution, far ahead of every other layer in TensorFlow's QuantizationDebugger). Kept in float, the
+whole stem (everything before block 1) is one contiguous float run at the input, so the graph switches from float
+to int8 once; the 20 worst layers scattered through the network cost twice as much and measured no better.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +18,8 @@ import numpy as np
 
 from recommender.errors import BadInput
 
-FLOAT_LAYERS = 20  # fixed on the travel photos (not an evaluation set): 2 layers gave 0.9937 mean cosine, 20: 0.9975
-STATISTICS_SCENES = 16  # others than the calibration's (seed 1)
+# The first layer that runs in int8; everything before it stays float. EfficientNet-Lite's layers are named by block.
+FIRST_INT8_BLOCK = "block1_"
 
 
 @contextmanager
@@ -34,64 +31,48 @@ def _debugger_interpreter() -> Iterator[None]:
         yield
 
 
-def _scenes(count: int, size: int, seed: int) -> Iterator[list[np.ndarray]]:
-    from recommender.litert import calibration_scenes
+def stem_tensors(int8_model: bytes, network_name: str) -> list[str]:
+    """The outputs of the fully quantised model's ops before ``FIRST_INT8_BLOCK``, in the order they run.
 
-    return ([scene] for scene in calibration_scenes(count, size, seed=seed))
+    Read from the converted graph, not from Keras: the converter fuses and renames ops (a convolution, its bias and
+    its ReLU6 become one op named after all three), and it is those names that can be kept float.
+    """
+    from recommender.litert import interpreter_class
+
+    interpreter = interpreter_class()
+    assert interpreter is not None
+    model = interpreter(model_content=int8_model)
+    names = {t["index"]: t["name"] for t in model.get_tensor_details()}
+    kept: list[str] = []
+    for op in model._get_ops_details():  # the one way to list a model's ops in the order they run
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue  # the graph's float edges, not layers
+        outputs = [names[i] for i in op["outputs"]]
+        if any(f"/{FIRST_INT8_BLOCK}" in name for name in outputs):
+            break
+        kept += outputs
+    if not kept or not any("/stem" in name for name in kept):
+        raise BadInput(
+            f"tflite-int8-float-stem is for EfficientNet-Lite backbones (a stem, then blocks). Received: {network_name}"
+        )
+    return kept
 
 
-def _quantising(folder: str, *, input_size: int, calibration: int) -> object:
+def convert_float_stem(folder: str, int8_model: bytes, *, network_name: str, calibration_scenes: object) -> bytes:
+    """The SavedModel in ``folder`` quantised to int8 but for its `stem_tensors` (``int8_model`` is its fully
+    quantised conversion, calibrated on the same scenes)."""
     import tensorflow as tf
 
+    floats = stem_tensors(int8_model, network_name)
     converter = tf.lite.TFLiteConverter.from_saved_model(folder)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: _scenes(calibration, input_size, 0)
-    return converter
-
-
-def sensitive_tensors(network: object, *, input_size: int, calibration: int, count: int = FLOAT_LAYERS) -> list[str]:
-    """The names of the ``count`` op outputs with the largest quantisation error, worst first.
-
-    Measured on the network cut at its last feature map (``head_relu``): on the whole graph, the debugger's model
-    divides by zero in the band normalisation. The cut model has the network's name, so its tensors are named as
-    the network's.
-    """
-    import keras
-    import tensorflow as tf
-
-    assert isinstance(network, keras.Model)
-    layers = {layer.name: layer for layer in network.layers}
-    if "head_relu" not in layers:
-        raise BadInput(f"tflite-int8-mixed is for EfficientNet-Lite backbones. Received: {network.name}")
-    features = keras.Model(network.input, {"features": layers["head_relu"].output}, name=network.name)
-    with tempfile.TemporaryDirectory(prefix="wanderlens-litert-") as folder:
-        features.export(folder, format="tf_saved_model", verbose=False)
-        with _debugger_interpreter():
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=_quantising(folder, input_size=input_size, calibration=calibration),
-                debug_dataset=lambda: _scenes(STATISTICS_SCENES, input_size, 1),
-            )
-            debugger.run()
-        dump = io.StringIO()
-        debugger.layer_statistics_dump(dump)
-    dump.seek(0)
-    errors = {
-        row["tensor_name"]: math.sqrt(float(row["mean_squared_error"])) / float(row["scale"])
-        for row in csv.DictReader(dump)
-        if float(row["scale"]) > 0
-    }
-    return sorted(errors, key=errors.__getitem__, reverse=True)[:count]
-
-
-def convert_mixed(network: object, folder: str, *, input_size: int, calibration: int) -> bytes:
-    """``network`` (exported to the SavedModel ``folder``) quantised to int8 but for its `sensitive_tensors`."""
-    import tensorflow as tf
-
-    floats = sensitive_tensors(network, input_size=input_size, calibration=calibration)
+    converter.representative_dataset = calibration_scenes
     with _debugger_interpreter():
+        # The debugger is TensorFlow's one public way to keep chosen ops float in a quantised model. Its debug
+        # dataset only feeds statistics that are not used here: two scenes are enough.
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=_quantising(folder, input_size=input_size, calibration=calibration),
-            debug_dataset=lambda: _scenes(2, input_size, 1),
+            converter=converter,
+            debug_dataset=lambda: (scene for _, scene in zip(range(2), calibration_scenes(), strict=False)),
             debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=floats),
         )
         content = bytes(debugger.get_nondebug_quantized_model())

@@ -24,12 +24,22 @@ def _quiet_tensorflow() -> None:
 def cmd_index(args: argparse.Namespace) -> int:
     from recommender.catalog import load_catalog, parse_columns
     from recommender.extractor import Extractor
+    from recommender.index import read_manifest
     from recommender.index_build import build_index
+    from recommender.litert import resolve_runtime
 
     catalog = load_catalog(args.catalog, metadata=args.metadata, columns=parse_columns(args.columns or ""))
     for problem in catalog.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    extractor = Extractor(_load(args), runtime=args.runtime, cache_dir=args.weights_cache)
+    # `auto` keeps an existing index's runtime: adding ten photos must not fingerprint the whole catalog again.
+    previous = read_manifest(args.out)
+    runtime = resolve_runtime(args.runtime, index_runtime=previous.fingerprint.runtime if previous else None)
+    if previous is not None and runtime != (default := resolve_runtime(args.runtime)):
+        print(
+            f"note: keeping the index's runtime, {runtime}; `--runtime {default}` fingerprints the catalog again "
+            "with this machine's default (README, CPU runtimes)"
+        )
+    extractor = Extractor(_load(args), runtime=runtime, cache_dir=args.weights_cache)
     report = build_index(
         catalog,
         extractor,
@@ -225,10 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--runtime",
-            choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-mixed"),
+            choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-float-stem"),
             default="auto" if default_backbone else None,
             help="what runs the network: TensorFlow, or LiteRT (XNNPACK, CPU) in float32 or int8; "
-            + ("auto: TensorFlow (default)" if default_backbone else "default: the index's"),
+            + (
+                "auto (default): an existing index's own, else tflite-int8-float-stem on a CPU, TensorFlow on a GPU"
+                if default_backbone
+                else "default: the index's"
+            ),
         )
 
     def descriptor_options(sub: argparse.ArgumentParser) -> None:

@@ -27,12 +27,16 @@ def load_model_and_index(settings: WorkerSettings) -> tuple[object, object]:
     from recommender.backbones import check_backbone_name, load_backbone
     from recommender.extractor import Extractor
     from recommender.index import open_index, read_manifest
+    from recommender.litert import resolve_runtime
 
     check_backbone_name(settings.backbone)
     started = time.perf_counter()
     manifest = read_manifest(settings.index_dir)
     if manifest is None:
         open_index(settings.index_dir)  # raises the "no index found: build one with ..." error
+    # `auto` serves the index with the runtime that built it; a runtime named in the settings is kept, and a
+    # mismatch is refused below rather than followed.
+    runtime = resolve_runtime(settings.runtime, index_runtime=manifest.fingerprint.runtime if manifest else None)
     # Queries must be extracted exactly as the catalog was: how is recorded in the index.
     extractor = Extractor(
         load_backbone(
@@ -41,7 +45,7 @@ def load_model_and_index(settings: WorkerSettings) -> tuple[object, object]:
             cache_dir=settings.weights_cache,
             options=manifest.extraction if manifest is not None else None,
         ),
-        runtime=settings.runtime,  # never taken from the index: a mismatch must be seen, not followed
+        runtime=runtime,
         cache_dir=settings.weights_cache,
     )
     index = open_index(settings.index_dir, expected=extractor.fingerprint, search=settings.search)

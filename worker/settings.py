@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from contract.settings import RedisSettings
 from recommender.ann import IndexKind
 from recommender.download import default_cache_dir
 from recommender.fingerprint import DEFAULT_BACKBONE
+from recommender.litert import check_runtime
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ class WorkerSettings(RedisSettings):
     backbone: str = Field(DEFAULT_BACKBONE, description="Feature extractor; must match the index's.")
     weights: str = Field("default", description="'default' (the backbone's release) or a local weights file.")
     weights_cache: Path = Field(default_factory=default_cache_dir, description="Where downloaded weights are kept.")
-    runtime: Literal["auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-mixed"] = Field(
-        "auto", description="tensorflow, tflite-fp32, tflite-int8 or auto; must match the index's."
+    runtime: Literal["auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-float-stem"] = Field(
+        "auto",
+        description="auto (the index's own), tensorflow, tflite-fp32, tflite-int8 or tflite-int8-float-stem; "
+        "must match the index's.",
     )
     batch_size: int = Field(_DEFAULTS.batch_size, ge=1, le=256, description="Most photos in one forward pass.")
     batch_wait_ms: float = Field(
@@ -83,6 +86,12 @@ class WorkerSettings(RedisSettings):
         description="'auto' (the index's approximate search when it has one, exact on a GPU), 'exact', 'ivfpq' "
         "or 'hnsw'.",
     )
+
+    @field_validator("runtime", mode="before")
+    @classmethod
+    def _not_retired(cls, value: object) -> object:
+        """A retired runtime's name says what replaced it, rather than only listing the names allowed."""
+        return check_runtime(value) if isinstance(value, str) else value
 
     def options(self) -> WorkerOptions:
         """The loop's options; the consumer name gets the process id, so that two workers on a host differ."""

@@ -4,6 +4,8 @@ it, for the LiteRT runtimes, which cannot convert `rgb_to_hsv` (`recommender.lit
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -66,13 +68,37 @@ def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
     return np.stack([hue, saturation, value.astype(np.float32)], axis=-1)
 
 
-def colour_histogram_numpy(images: np.ndarray, bins: tuple[int, int, int] = COLOUR_BINS) -> np.ndarray:
-    """`ColourHistogram` in numpy, for runtimes without `rgb_to_hsv` (LiteRT): uint8 (n, S, S, 3) -> (n, bins)."""
-    sampled = images[:, ::_STRIDE, ::_STRIDE, :].astype(np.float32) / np.float32(255.0)
-    hsv = rgb_to_hsv(sampled).reshape(len(images), -1, 3)
-    codes = np.zeros(hsv.shape[:2], dtype=np.int64)
+def _bin_codes(rgb: np.ndarray, bins: tuple[int, int, int]) -> np.ndarray:
+    """The histogram bin of each pixel (float32 RGB in 0..1, (..., 3)), as `ColourHistogram` bins it."""
+    hsv = rgb_to_hsv(rgb)
+    codes = np.zeros(hsv.shape[:-1], dtype=np.int64)
     for axis, count in enumerate(bins):
         codes = codes * count + np.minimum((hsv[..., axis] * count).astype(np.int32), count - 1)
+    return codes
+
+
+@functools.cache
+def _bin_of_every_colour(bins: tuple[int, int, int]) -> np.ndarray:
+    """`_bin_codes` of all 2**24 uint8 colours, indexed by ``r << 16 | g << 8 | b`` (16 MB for 128 bins).
+
+    Looking a pixel up is the same computation done ahead of time, so the histogram stays equal to the Keras
+    layer's, at a fifteenth of the cost per photo. Built once per process, a red value at a time (about 1 s).
+    """
+    dtype = np.uint8 if int(np.prod(bins)) <= 256 else np.uint16
+    table = np.empty(1 << 24, dtype=dtype)
+    pixels = np.empty((1 << 16, 3), dtype=np.uint8)
+    pixels[:, 1], pixels[:, 2] = np.divmod(np.arange(1 << 16), 256)
+    for red in range(256):
+        pixels[:, 0] = red
+        # Scaled as `colour_histogram_numpy` scaled pixels before: the same float32 values, so the same bins.
+        table[red << 16 : (red + 1) << 16] = _bin_codes(pixels.astype(np.float32) / np.float32(255.0), bins)
+    return table
+
+
+def colour_histogram_numpy(images: np.ndarray, bins: tuple[int, int, int] = COLOUR_BINS) -> np.ndarray:
+    """`ColourHistogram` in numpy, for runtimes without `rgb_to_hsv` (LiteRT): uint8 (n, S, S, 3) -> (n, bins)."""
+    sampled = images[:, ::_STRIDE, ::_STRIDE, :].reshape(len(images), -1, 3).astype(np.int32)
+    codes = _bin_of_every_colour(tuple(bins))[(sampled[..., 0] << 16) | (sampled[..., 1] << 8) | sampled[..., 2]]
     total = int(np.prod(bins))
     # One bincount for the whole batch: each photo's codes offset into its own range of bins.
     offsets = (np.arange(len(images)) * total)[:, None]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -63,14 +64,15 @@ def reference(default_extractor: Extractor, photos: np.ndarray):
 
 def _model(cache: Path, runtime: str) -> Path:
     """The cached model of ``tflite-<runtime>`` (the key's hex digits right after the runtime)."""
-    (path,) = (cache / "litert").glob(f"*-tflite-{runtime}-[0-9a-f]*.tflite")
+    named = re.compile(rf"-tflite-{runtime}-[0-9a-f]+\.tflite$")
+    (path,) = (p for p in (cache / "litert").glob("*.tflite") if named.search(p.name))
     return path
 
 
-def _float_tensors(path: Path) -> int:
+def _float_names(path: Path) -> set[str]:
     interpreter = litert.interpreter_class()
     assert interpreter is not None
-    return sum(t["dtype"] == np.float32 for t in interpreter(model_path=str(path)).get_tensor_details())
+    return {t["name"] for t in interpreter(model_path=str(path)).get_tensor_details() if t["dtype"] == np.float32}
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -113,19 +115,44 @@ def test_int8_is_quantised_and_close(lite, lite_cache: Path, photos: np.ndarray,
     assert _model(lite_cache, "int8").stat().st_size < 0.4 * _model(lite_cache, "fp32").stat().st_size
 
 
-def test_mixed_int8_keeps_its_worst_layers_float_and_is_closer(
-    lite, lite_cache: Path, photos: np.ndarray, reference
-) -> None:
-    from recommender.litert_mixed import FLOAT_LAYERS
+def test_float_stem_keeps_the_stem_float_and_is_closer(lite, lite_cache: Path, photos: np.ndarray, reference) -> None:
+    from recommender.litert_mixed import stem_tensors
 
-    mixed, int8 = lite("tflite-int8-mixed"), lite("tflite-int8")
-    mixed_cosines = _cosines(mixed.embed(photos).vectors, reference.vectors)
+    stem, int8 = lite("tflite-int8-float-stem"), lite("tflite-int8")
+    stem_cosines = _cosines(stem.embed(photos).vectors, reference.vectors)
     int8_cosines = _cosines(int8.embed(photos).vectors, reference.vectors)
-    assert mixed_cosines.mean() > 0.99  # measured 0.9975 on the 148 travel photos
-    assert mixed_cosines.mean() > int8_cosines.mean() + 0.002  # there 0.9975 against 0.9917
-    assert mixed.fingerprint.runtime == "tflite-int8-mixed" and mixed.fingerprint != int8.fingerprint
-    # Each layer kept float adds at least its float output to what the int8 graph has in float (its edges).
-    assert _float_tensors(_model(lite_cache, "int8-mixed")) >= _float_tensors(_model(lite_cache, "int8")) + FLOAT_LAYERS
+    assert stem_cosines.mean() > 0.99  # measured 0.9959 on the 148 travel photos
+    assert stem_cosines.mean() > int8_cosines.mean() + 0.001  # there 0.9959 against 0.9917
+    assert stem.fingerprint.runtime == "tflite-int8-float-stem" and stem.fingerprint != int8.fingerprint
+
+    # Kept float: the input scaling, the stem and block 0, and nothing after them.
+    kept = stem_tensors(_model(lite_cache, "int8").read_bytes(), "efficientnet-lite0")
+    layers = {name.split(";")[0].split("/")[1] for name in kept}
+    assert {"scale_1", "stem_relu_1", "block0_dw_relu_1", "block0_project_1"} <= layers
+    assert all(layer.startswith(("scale", "stem", "block0_")) for layer in layers)
+    floats = _float_names(_model(lite_cache, "int8-float-stem"))
+    assert set(kept) <= floats
+    assert not any("/block1" in name or "/block2" in name or "/head" in name for name in floats)
+    # The int8 graph's float tensors are only its edges (input, outputs); the stem adds its own.
+    assert len(floats) >= len(_float_names(_model(lite_cache, "int8"))) + len(kept)
+
+
+def test_float_stem_refuses_a_network_without_a_stem(tmp_path: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    from recommender.litert_mixed import stem_tensors
+
+    inputs = keras.Input((32, 32, 3), name="image")
+    outputs = keras.layers.Conv2D(4, 3, name="conv")(keras.layers.Conv2D(4, 3, name="first")(inputs))
+    keras.Model(inputs, outputs, name="plain").export(tmp_path / "plain", format="tf_saved_model", verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "plain"))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    scenes = [[rng.uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)] for _ in range(4)]
+    converter.representative_dataset = lambda: iter(scenes)
+    with pytest.raises(BadInput, match=r"for EfficientNet-Lite backbones.*plain"):
+        stem_tensors(bytes(converter.convert()), "plain")
 
 
 def test_a_float_layer_the_graph_lacks_is_an_error(lite, lite_cache: Path) -> None:
@@ -226,6 +253,46 @@ def test_the_worker_refuses_an_index_of_another_runtime(lite, tmp_path: Path) ->
         load_model_and_index(settings)
 
 
+def test_the_worker_on_auto_serves_an_index_with_its_runtime(lite, lite_cache: Path, tmp_path: Path) -> None:
+    from worker.main import load_model_and_index
+    from worker.settings import WorkerSettings
+
+    catalog = load_catalog(_generated_scenes(tmp_path / "catalog", count=4))
+    build_index(catalog, lite("tflite-int8"), tmp_path / "ix", progress=False)
+    extractor, index = load_model_and_index(WorkerSettings(index_dir=tmp_path / "ix", weights_cache=lite_cache))
+    assert extractor.runtime == "tflite-int8" == index.fingerprint.runtime
+
+
+def test_index_on_auto_keeps_an_existing_index_runtime(lite, lite_cache: Path, tmp_path: Path, capsys) -> None:
+    from wanderlens.cli import main
+
+    lite("tflite-int8")  # converted already
+    catalog = _generated_scenes(tmp_path / "catalog", count=4)
+    common = ["--weights-cache", str(lite_cache), "--no-progress"]
+    assert main(["index", str(catalog), "--out", str(tmp_path / "ix"), "--runtime", "tflite-int8", *common]) == 0
+    capsys.readouterr()
+    assert main(["index", str(catalog), "--out", str(tmp_path / "ix"), *common]) == 0
+    printed = capsys.readouterr().out
+    assert "keeping the index's runtime, tflite-int8" in printed and "0 fingerprinted, 4 reused" in printed
+    assert open_index(tmp_path / "ix").fingerprint.runtime == "tflite-int8"
+
+
+def test_the_colour_lookup_bins_every_kind_of_colour_as_the_keras_layer(default_extractor: Extractor) -> None:
+    from keras import ops
+
+    # Greys (hue undefined), pure and mixed primaries, ties between channels, and colours on bins' edges.
+    levels = np.array([0, 1, 31, 32, 63, 64, 95, 96, 127, 128, 159, 191, 192, 223, 224, 254, 255])
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
+    rng = np.random.default_rng(3)
+    colours = np.concatenate([grid, rng.integers(0, 256, (56 * 56 * 2 - len(grid), 3))]).astype(np.uint8)
+    # One colour per sampled pixel (every fourth row and column), two photos.
+    photos = np.zeros((2, 224, 224, 3), dtype=np.uint8)
+    photos[:, ::4, ::4, :] = colours.reshape(2, 56, 56, 3)
+    layer = default_extractor.backbone.model.get_layer("colour")
+    expected = ops.convert_to_numpy(layer(photos.astype(np.float32)))
+    np.testing.assert_allclose(colour_histogram_numpy(photos), expected, atol=1e-6)
+
+
 def test_runtime_names_are_checked() -> None:
     from pydantic import ValidationError
 
@@ -237,6 +304,40 @@ def test_runtime_names_are_checked() -> None:
         WorkerSettings(runtime="tflite-int4")
     assert litert.resolve_runtime("tflite-int8") == "tflite-int8"
     assert litert.resolve_runtime("auto") in litert.RUNTIMES
+    # A retired name says what replaced it, to the CLI's library and to the worker's settings alike.
+    with pytest.raises(BadInput, match="no longer offered: it was replaced by tflite-int8-float-stem"):
+        litert.check_runtime("tflite-int8-mixed")
+    with pytest.raises(ValidationError, match="replaced by tflite-int8-float-stem"):
+        WorkerSettings(runtime="tflite-int8-mixed")
+
+
+def test_auto_serves_an_index_with_its_own_runtime(monkeypatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(litert, "_has_gpu", lambda: False)
+    assert litert.resolve_runtime("auto") == litert.CPU_DEFAULT == "tflite-int8-float-stem"
+    for built_with in litert.RUNTIMES:
+        assert litert.resolve_runtime("auto", index_runtime=built_with) == built_with
+    # Named explicitly, a runtime is kept whatever the index says: the mismatch is then refused, not followed.
+    assert litert.resolve_runtime("tensorflow", index_runtime="tflite-int8") == "tensorflow"
+    # An index of a retired runtime cannot be served as it is: auto gives the default, and the index refuses it.
+    assert litert.resolve_runtime("auto", index_runtime="tflite-int8-mixed") == litert.CPU_DEFAULT
+
+    monkeypatch.setattr(litert, "_has_gpu", lambda: True)
+    assert litert.resolve_runtime("auto") == "tensorflow"
+    with caplog.at_level("WARNING", logger="recommender.litert"):
+        assert litert.resolve_runtime("auto", index_runtime="tflite-int8") == "tflite-int8"
+    assert "the GPU is not used" in caplog.text and "--runtime tensorflow" in caplog.text
+
+    monkeypatch.setattr(litert, "_has_gpu", lambda: False)
+    monkeypatch.setattr(litert, "interpreter_class", lambda: None)  # no LiteRT here: TensorFlow serves what it can
+    assert litert.resolve_runtime("auto") == "tensorflow"
+    assert litert.resolve_runtime("auto", index_runtime="tflite-int8") == "tensorflow"
+
+
+def test_an_index_of_a_retired_runtime_says_to_rebuild(default_extractor: Extractor) -> None:
+    old = replace(default_extractor.fingerprint, runtime="tflite-int8-mixed")
+    message = str(FingerprintMismatch(old, default_extractor.fingerprint))
+    assert "tflite-int8-mixed, is no longer offered" in message and "rebuild indexes made with it" in message
+    assert "--runtime tflite-int8-mixed" not in message
 
 
 def test_the_bench_runs_with_a_runtime(monkeypatch, lite, lite_cache: Path, capsys) -> None:
