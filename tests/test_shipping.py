@@ -89,6 +89,11 @@ def test_compose_file_is_valid(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stderr
         assert {"redis", "indexer", "worker", "bot"} <= set(re.findall(r"^  (\w+):$", result.stdout, re.MULTILINE))
+        if "docker-compose.gpu.yml" in files:
+            # Built on the CPU, served on the GPU: both pinned to TensorFlow, or the CPU's LiteRT default would
+            # build an index that the GPU cannot serve.
+            assert re.search(r"^    - --runtime\n    - tensorflow$", result.stdout, re.MULTILINE), result.stdout
+            assert "WANDERLENS_RUNTIME: tensorflow" in result.stdout
 
 
 def test_bot_image_installs_no_tensorflow() -> None:
