@@ -9,8 +9,9 @@ What runs where: this process holds the senders (one ``contract.client.JobClient
 and ``--senders`` asyncio tasks, each its own chat, since a chat may have only one job in flight); a Redis server
 (started here in a temporary folder unless ``--redis-url``); and the worker in a subprocess,
 ``bench/_worker_proc.py``, which runs ``worker.main.serve`` with the default backbone and a catalog index of
-``--catalog-size`` photos from holidays-dev + intel-scenes-dev (built once, cached under
-/tmp/wanderlens-bench-index keyed by the photo list and backbone).
+``--catalog-size`` photos from holidays-dev + intel-scenes-dev (built once with ``--runtime``, cached under
+/tmp/wanderlens-bench-index keyed by the photo list, backbone and runtime; the worker serves it with the runtime
+that built it).
 
 Latency is measured around ``JobClient.request`` (chat lock, enqueue with the photo, wait, unlock): what the bot
 waits for one photo. The worker's query-vector cache is off, so a photo sent twice costs a full decode and
@@ -79,6 +80,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--catalog-size", type=int, default=1200, help="photos in the index (default: %(default)s)")
     parser.add_argument("--backbone", default="efficientnet-lite0", help="backbone name (default: %(default)s)")
+    parser.add_argument(
+        "--runtime",
+        default="auto",
+        choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-float-stem"),
+        help="what runs the network, as `wanderlens index --runtime` (default: %(default)s, this machine's default)",
+    )
     parser.add_argument("--redis-url", help="use this Redis instead of starting one (its wl:* keys are used)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a sender waits for a reply")
     parser.add_argument(
@@ -139,7 +146,7 @@ def catalog_photos(count: int) -> list[Path]:
     return photos[:count]
 
 
-def cached_index(count: int, backbone: str) -> tuple[Path, str]:
+def cached_index(count: int, backbone: str, runtime: str) -> tuple[Path, str]:
     """An index of ``count`` catalog photos, built once and kept under INDEX_CACHE, keyed by the photo list and
     by what ``wanderlens index`` does by default (so a changed default rebuilds it)."""
     from recommender.backbones import default_extraction
@@ -148,13 +155,18 @@ def cached_index(count: int, backbone: str) -> tuple[Path, str]:
     photos = catalog_photos(count)
     if not photos:
         raise SystemExit(f"no catalog photos in {', '.join(map(str, CATALOG_SOURCES))}")
+    from recommender.litert import resolve_runtime
+
+    runtime = resolve_runtime(runtime)
     key = hashlib.sha256(f"{backbone}\n{default_extraction(backbone)}\n{DEFAULT_REFINE}\n".encode())
+    if runtime != "tensorflow":  # indexes cached before runtimes existed keep their key
+        key.update(f"runtime={runtime}\n".encode())
     for photo in photos:
         key.update(f"{photo.relative_to(SHARED_DATASETS)}:{photo.stat().st_size}\n".encode())
     folder = INDEX_CACHE / key.hexdigest()[:16]
     index_dir = folder / "index"
     if (index_dir / "CURRENT").exists():
-        return index_dir, f"{len(photos)} photos, cached in {index_dir}"
+        return index_dir, f"{len(photos)} photos, {runtime}, cached in {index_dir}"
 
     from recommender.backbones import load_backbone
     from recommender.catalog import load_catalog
@@ -169,9 +181,10 @@ def cached_index(count: int, backbone: str) -> tuple[Path, str]:
             link.symlink_to(photo.resolve())
     started = time.perf_counter()
     print(f"building the catalog index ({len(photos)} photos) into {index_dir} ...", flush=True)
-    report = build_index(load_catalog(catalog_dir), Extractor(load_backbone(backbone)), index_dir, progress=False)
+    extractor = Extractor(load_backbone(backbone), runtime=runtime)
+    report = build_index(load_catalog(catalog_dir), extractor, index_dir, progress=False)
     took = time.perf_counter() - started
-    return index_dir, f"{report.manifest.count} photos, built in {took:.0f}s into {index_dir}"
+    return index_dir, f"{report.manifest.count} photos, {runtime}, built in {took:.0f}s into {index_dir}"
 
 
 # ------------------------------------------------------------------------------------------------ worker
@@ -367,7 +380,7 @@ def main() -> None:
 
     print_header("worker load: senders -> Redis -> worker process")
     photos, photos_described = load_photos(args.photos_dir, args.photos, args.long_side)
-    index_dir, index_described = cached_index(args.catalog_size, args.backbone)
+    index_dir, index_described = cached_index(args.catalog_size, args.backbone, args.runtime)
     print(f"photos : {photos_described}; {args.photos} per run, query-vector cache off")
     print(f"index  : {index_described}")
     if worker_env:
