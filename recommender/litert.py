@@ -11,7 +11,7 @@ What converts and what does not:
 The int8 model is quantised throughout (weights and activations), keeping float input and output, and calibrated on
 generated scenes (`calibration_scenes`): never on the photos it is evaluated on, and the same on every machine, so
 that two machines converting the same backbone get the same model. `tflite-int8-float-stem` is the same but for the
-network's stem (its first layers, which quantise worst), kept in float (`recommender.litert_mixed`): the CPU default.
+network's stem (its first layers, which quantise worst), kept in float (`recommender.litert_mixed`).
 A converted model is cached beside the weights, keyed by everything it depends on (`ConversionSpec.key`), with its
 checksum beside it.
 """
@@ -43,13 +43,14 @@ AUTO = "auto"
 RUNTIMES = (TENSORFLOW, TFLITE_FP32, TFLITE_INT8, TFLITE_INT8_FLOAT_STEM)
 # Names no longer offered, with what to say to whoever still asks for one (an old setting, an old index).
 RETIRED = {
-    "tflite-int8-mixed": "it was replaced by tflite-int8-float-stem (faster, as close to TensorFlow); "
-    "rebuild indexes made with it (`wanderlens index`)",
+    "tflite-int8-mixed": "it was replaced by tflite-int8-float-stem (faster); rebuild indexes made with it "
+    "(`wanderlens index`)",
 }
 _CALIBRATED = (TFLITE_INT8, TFLITE_INT8_FLOAT_STEM)
-# What `auto` means on a CPU for a new index: the fastest runtime that costs at most 0.005 in either dev figure on
-# both halves of both dev sets (README, "CPU runtimes"). Fully quantised int8 costs more.
-CPU_DEFAULT = TFLITE_INT8_FLOAT_STEM
+# What `auto` means on a CPU for a new index. A LiteRT runtime becomes it when it costs at most 0.005 in either dev
+# figure, chosen on one half of the dev sets and confirmed on the other (README, "CPU runtimes"): no int8 variant
+# measured so far is confirmed, so TensorFlow it stays.
+CPU_DEFAULT = TENSORFLOW
 THREADS = 2
 CALIBRATION_SCENES = 100
 # Bump when the conversion itself changes (ops, quantisation settings, calibration scenes): old caches then miss.
@@ -78,8 +79,9 @@ def resolve_runtime(name: str, *, index_runtime: str | None = None) -> str:
     """What runs the network. A name other than `auto` is kept as it is: a mismatch with the index must be seen.
 
     `auto` serves an index (``index_runtime``) with the runtime that built it, when this machine can run it: an
-    index made before the CPU default changed keeps working. A new index gets TensorFlow on a GPU (the GPU path is
-    unchanged) and `CPU_DEFAULT` on a CPU; TensorFlow as well where no LiteRT interpreter is installed.
+    index built with `--runtime tflite-int8-float-stem` needs no setting in the worker, and one built before a
+    default changes keeps working. A new index gets TensorFlow on a GPU (the GPU path is unchanged) and
+    `CPU_DEFAULT` on a CPU; TensorFlow as well where no LiteRT interpreter is installed.
     """
     check_runtime(name)
     if name != AUTO:
@@ -93,9 +95,9 @@ def resolve_runtime(name: str, *, index_runtime: str | None = None) -> str:
                 index_runtime,
             )
         return index_runtime
-    if _has_gpu() or not lite_runs_here:
-        return TENSORFLOW
-    return CPU_DEFAULT
+    if CPU_DEFAULT != TENSORFLOW and lite_runs_here and not _has_gpu():
+        return CPU_DEFAULT
+    return TENSORFLOW
 
 
 def interpreter_class() -> type | None:

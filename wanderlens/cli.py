@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
             default="auto" if default_backbone else None,
             help="what runs the network: TensorFlow, or LiteRT (XNNPACK, CPU) in float32 or int8; "
             + (
-                "auto (default): an existing index's own, else tflite-int8-float-stem on a CPU, TensorFlow on a GPU"
+                "auto (default): an existing index's own, else TensorFlow"
                 if default_backbone
                 else "default: the index's"
             ),

@@ -313,7 +313,9 @@ def test_runtime_names_are_checked() -> None:
 
 def test_auto_serves_an_index_with_its_own_runtime(monkeypatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(litert, "_has_gpu", lambda: False)
-    assert litert.resolve_runtime("auto") == litert.CPU_DEFAULT == "tflite-int8-float-stem"
+    assert litert.resolve_runtime("auto") == litert.CPU_DEFAULT == "tensorflow"  # no int8 passed the split rule
+    monkeypatch.setattr(litert, "CPU_DEFAULT", "tflite-int8-float-stem")  # as it would be, had one passed
+    assert litert.resolve_runtime("auto") == "tflite-int8-float-stem"
     for built_with in litert.RUNTIMES:
         assert litert.resolve_runtime("auto", index_runtime=built_with) == built_with
     # Named explicitly, a runtime is kept whatever the index says: the mismatch is then refused, not followed.
