@@ -99,8 +99,9 @@ def compile_for_backend(model: keras.Model, finish: Callable[[dict[str, object]]
 class Extractor:
     """Holds a backbone and its compiled inference steps; safe to call from one thread at a time.
 
-    ``runtime``: "tensorflow" (Keras, any backend, the GPU path), "tflite-fp32" or "tflite-int8" (the network
-    converted to LiteRT and run with XNNPACK on the CPU, `recommender.litert`), or "auto" (`resolve_runtime`). The
+    ``runtime``: "tensorflow" (Keras, any backend, the GPU path), "tflite-fp32", "tflite-int8" or
+    "tflite-int8-float-stem" (the network converted to LiteRT and run with XNNPACK on the CPU, `recommender.litert`),
+    or "auto" (`resolve_runtime`). The
     converted model is cached under ``cache_dir`` (the weights cache when None). The runtime is part of the
     fingerprint: an index only serves queries extracted by the runtime that built it.
     """

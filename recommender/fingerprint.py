@@ -21,7 +21,7 @@ class BackboneFingerprint:
     input_size: int
     preprocessing: str
     dim: int
-    # What ran the network: "tensorflow", "tflite-fp32" or "tflite-int8" (recommender.litert). int8 vectors are
+    # What ran the network: "tensorflow" or a LiteRT runtime (`recommender.litert.RUNTIMES`). int8 vectors are
     # close to TensorFlow's but not equal, so an index and its queries must come from the same runtime.
     runtime: str = "tensorflow"
 
