@@ -31,6 +31,7 @@ from bench.common import (
     time_it,
     verdict,
 )
+from recommender.litert import AUTO, RUNTIMES
 
 # Targets from the issue, for this 2-core CPU machine (informational).
 TARGET_BATCH1_MS = 25.0
@@ -46,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--runtime",
         default="tensorflow",
-        choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-float-stem"),
+        choices=(AUTO, *RUNTIMES),
         help="what runs the network (default: %(default)s)",
     )
     parser.add_argument(

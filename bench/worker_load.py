@@ -52,6 +52,7 @@ from bench.common import (
     quiet_tensorflow,
     verdict,
 )
+from recommender.litert import AUTO, RUNTIMES
 
 TARGET_SINGLE_P50_MS = 30.0
 TARGET_PHOTOS_PER_S = 75.0
@@ -83,7 +84,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--runtime",
         default="auto",
-        choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-float-stem"),
+        choices=(AUTO, *RUNTIMES),
         help="what runs the network, as `wanderlens index --runtime` (default: %(default)s, this machine's default)",
     )
     parser.add_argument("--redis-url", help="use this Redis instead of starting one (its wl:* keys are used)")

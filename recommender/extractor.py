@@ -101,9 +101,8 @@ class Extractor:
 
     ``runtime``: "tensorflow" (Keras, any backend, the GPU path), "tflite-fp32", "tflite-int8" or
     "tflite-int8-float-stem" (the network converted to LiteRT and run with XNNPACK on the CPU, `recommender.litert`),
-    or "auto" (`resolve_runtime`). The
-    converted model is cached under ``cache_dir`` (the weights cache when None). The runtime is part of the
-    fingerprint: an index only serves queries extracted by the runtime that built it.
+    or "auto" (`resolve_runtime`). The converted model is cached under ``cache_dir`` (the weights cache when None).
+    The runtime is part of the fingerprint: an index only serves queries extracted by the runtime that built it.
     """
 
     def __init__(

@@ -82,7 +82,7 @@ def _bin_of_every_colour(bins: tuple[int, int, int]) -> np.ndarray:
     """`_bin_codes` of all 2**24 uint8 colours, indexed by ``r << 16 | g << 8 | b`` (16 MB for 128 bins).
 
     Looking a pixel up is the same computation done ahead of time, so the histogram stays equal to the Keras
-    layer's, at a fifteenth of the cost per photo. Built once per process, a red value at a time (about 1 s).
+    layer's, at a fifteenth of the cost per photo. Built once per process, a red value at a time (about 2 s).
     """
     dtype = np.uint8 if int(np.prod(bins)) <= 256 else np.uint16
     table = np.empty(1 << 24, dtype=dtype)
