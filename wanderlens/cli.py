@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def model_options(sub: argparse.ArgumentParser, *, default_backbone: str | None) -> None:
+        from recommender.litert import AUTO, RUNTIMES  # numpy only: no TensorFlow at parse time
+
         sub.add_argument(
             "--backbone",
             default=default_backbone,
@@ -235,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--runtime",
-            choices=("auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-float-stem"),
+            choices=(AUTO, *RUNTIMES),
             default="auto" if default_backbone else None,
             help="what runs the network: TensorFlow, or LiteRT (XNNPACK, CPU) in float32 or int8; "
             + (
