@@ -19,8 +19,6 @@ import numpy as np
 from keras import ops
 
 from recommender.backbones import LoadedBackbone
-from recommender.backbones.efficientnet_lite import parse_ensemble
-from recommender.errors import BadInput
 from recommender.fingerprint import BackboneFingerprint, ExtractionOptions
 from recommender.images import load_for_model
 
@@ -123,12 +121,6 @@ class Extractor:
             from recommender.litert import resolve_runtime
 
             runtime = resolve_runtime(runtime)
-        if runtime != "tensorflow" and parse_ensemble(backbone.fingerprint.name):
-            # The LiteRT conversion (and its choice of float layers) is written for one network's graph.
-            raise BadInput(
-                f"an ensemble of networks runs on TensorFlow only. Received: backbone={backbone.fingerprint.name!r}, "
-                f"runtime={runtime!r}"
-            )
         self.runtime = runtime
         self._fingerprint = replace(backbone.fingerprint, runtime=runtime)
         self._steps: dict[int, Callable[[np.ndarray], object]]

@@ -11,6 +11,7 @@ ran at 231 images/s at batch 32 against 334, for dev figures no better (README).
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,9 @@ from recommender.errors import BadInput
 
 # The first layer that runs in int8; everything before it stays float. EfficientNet-Lite's layers are named by block.
 FIRST_INT8_BLOCK = "block1_"
+# The scope of one network of several, as the converter names its ops: "…/efficientnet_lite1_192px_1/…", and
+# "…/resize_efficientnet_lite1_192px_1/…" for the resize that feeds it (recommender.backbones.efficientnet_lite).
+_NETWORK_SCOPE = re.compile(r"/(?:resize_)?(efficientnet_lite\d_\d+px)(?:_\d+)?/")
 
 
 @contextmanager
@@ -36,23 +40,36 @@ def stem_tensors(int8_model: bytes, network_name: str) -> list[str]:
     """The outputs of the fully quantised model's ops before ``FIRST_INT8_BLOCK``, in the order they run.
 
     Read from the converted graph, not from Keras: the converter fuses and renames ops (a convolution, its bias and
-    its ReLU6 become one op named after all three), and it is those names that can be kept float.
+    its ReLU6 become one op named after all three), and it is those names that can be kept float. An ensemble or a
+    multi-scale backbone runs several networks, each in its own scope: each keeps its own stem float, and the
+    resize that feeds it.
     """
     from recommender.litert import interpreter_class
 
     interpreter = interpreter_class()
     assert interpreter is not None
     model = interpreter(model_content=int8_model)
-    names = {t["index"]: t["name"] for t in model.get_tensor_details()}
+    tensors = {t["index"]: t for t in model.get_tensor_details()}
+    several = any(_NETWORK_SCOPE.search(t["name"]) for t in tensors.values())
     kept: list[str] = []
+    networks: set[str] = set()
+    in_int8: set[str] = set()  # the networks whose ops have reached FIRST_INT8_BLOCK
     for op in model._get_ops_details():  # the one way to list a model's ops in the order they run
         if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
             continue  # the graph's float edges, not layers
-        outputs = [names[i] for i in op["outputs"]]
-        if any(f"/{FIRST_INT8_BLOCK}" in name for name in outputs):
-            break
-        kept += outputs
-    if not kept or not any("/stem" in name for name in kept):
+        outputs = [tensors[i] for i in op["outputs"]]
+        names = " ".join(t["name"] for t in outputs)
+        scopes = set(_NETWORK_SCOPE.findall(names)) if several else {""}
+        networks |= scopes
+        if f"/{FIRST_INT8_BLOCK}" in names:
+            in_int8 |= scopes
+        elif scopes - in_int8:
+            # Only quantised tensors can be kept float (not a resize's shape arithmetic, which is int32).
+            kept += [t["name"] for t in outputs if t["dtype"] == np.int8]
+    with_stem = {
+        scope for name in kept if "/stem" in name for scope in (_NETWORK_SCOPE.findall(name) if several else [""])
+    }
+    if not networks or with_stem != networks:
         raise BadInput(
             f"tflite-int8-float-stem is for EfficientNet-Lite backbones (a stem, then blocks). Received: {network_name}"
         )

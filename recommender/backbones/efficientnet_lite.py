@@ -152,6 +152,48 @@ class BandPooling(layers.Layer):
         return {**super().get_config(), "bands": self.bands, "p": self.p}
 
 
+def triangle_weights(source: int, target: int) -> np.ndarray:
+    """(target, source) weights of an antialiased linear resize along one axis, as TensorFlow's ``antialias=True``
+    computes them: a triangle around each output pixel's centre, as wide as the scale when shrinking, rows summing
+    to 1."""
+    scale = source / target
+    width = max(scale, 1.0)
+    centres = (np.arange(target) + 0.5) * scale
+    taps = np.maximum(0.0, 1.0 - np.abs(np.arange(source)[None, :] + 0.5 - centres[:, None]) / width)
+    return (taps / taps.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="wanderlens")
+class AntialiasedResize(layers.Layer):
+    """Resizes square images as ``layers.Resizing(antialias=True)`` does, written as two matrix products.
+
+    Keras's layer becomes TensorFlow's ScaleAndTranslate, which LiteRT has no kernel for; matrix products convert
+    to LiteRT builtins, so an ensemble or a multi-scale backbone converts like a single network. The result equals
+    Keras's layer to float rounding (tested).
+    """
+
+    def __init__(self, size: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.size = size
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        if input_shape[1] is None or input_shape[1] != input_shape[2]:
+            raise ValueError(f"AntialiasedResize takes square images of a fixed size. Received: shape={input_shape}")
+        # Transposed once here, so that each product is (..., source) @ (source, size).
+        self._matrix = ops.convert_to_tensor(triangle_weights(input_shape[1], self.size).T)
+
+    def call(self, inputs: keras.KerasTensor) -> keras.KerasTensor:
+        columns = ops.matmul(ops.transpose(inputs, (0, 3, 1, 2)), self._matrix)  # (batch, C, H, size)
+        rows = ops.matmul(ops.transpose(columns, (0, 1, 3, 2)), self._matrix)  # (batch, C, size, size)
+        return ops.transpose(rows, (0, 3, 2, 1))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.size, self.size, input_shape[3])
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "size": self.size}
+
+
 def _block_indices(state: dict[str, np.ndarray]) -> list[int]:
     found = {int(m.group(1)) for key in state if (m := re.match(r"_blocks\.(\d+)\.", key))}
     return sorted(found)
@@ -291,7 +333,7 @@ def _multi_scale(
     embeddings, logits = [], None
     for network in networks.values():
         side = network.input_shape[1]
-        seen = inputs if side == size else layers.Resizing(side, side, antialias=True, name=f"resize_{side}")(inputs)
+        seen = inputs if side == size else AntialiasedResize(side, name=f"resize_{network.name}")(inputs)
         outputs = network(seen)
         embeddings.append(unit(outputs["embedding"]))
         if "logits" in outputs:
@@ -369,7 +411,7 @@ def build_lite_ensemble(
             name=tag,
         )
         side = part.input_size
-        seen = inputs if side == size else layers.Resizing(side, side, antialias=True, name=f"resize_{tag}")(inputs)
+        seen = inputs if side == size else AntialiasedResize(side, name=f"resize_{tag}")(inputs)
         outputs = network(seen)
         embeddings.append(unit(outputs["embedding"]))
         if "logits" in outputs:

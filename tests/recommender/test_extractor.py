@@ -362,10 +362,18 @@ def test_a_saved_model_with_a_plus_in_its_path_is_not_taken_for_an_ensemble():
     check_backbone_name("models/lite0+ft.keras:embedding")  # a saved model: no ensemble error
 
 
-def test_an_ensemble_refuses_the_litert_runtimes():
-    backbone = load_backbone("efficientnet-lite0+efficientnet-lite1@160", weights=None, include_top=False)
-    with pytest.raises(ValueError, match="TensorFlow only"):
-        Extractor(backbone, runtime="tflite-fp32")
+@pytest.mark.parametrize("size", [192, 160, 97, 300])
+def test_the_ensembles_resize_is_keras_antialiased_resizing(size: int):
+    """Shrinking (an ensemble's smaller parts) and enlarging (multi-scale factors above 1), odd sizes included."""
+    from recommender.backbones.efficientnet_lite import AntialiasedResize
+
+    photos = noise(2, 224, seed=3).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(keras.layers.Resizing(size, size, antialias=True)(photos))
+    resized = keras.ops.convert_to_numpy(AntialiasedResize(size)(photos))
+    assert resized.shape == expected.shape == (2, size, size, 3)
+    np.testing.assert_allclose(resized, expected, atol=0.01)  # pixel values 0..255; measured at most 0.003
+    with pytest.raises(ValueError, match="square images"):
+        AntialiasedResize(size)(photos[:, :, :200])
 
 
 def test_an_ensembles_order_and_sizes_are_part_of_its_fingerprint():

@@ -155,6 +155,29 @@ def test_float_stem_refuses_a_network_without_a_stem(tmp_path: Path) -> None:
         stem_tensors(bytes(converter.convert()), "plain")
 
 
+def test_an_ensemble_runs_on_litert_with_each_networks_stem_float(lite_cache: Path) -> None:
+    """Two networks, the second fed by a resize: fp32 gives TensorFlow's vectors, and the float stem keeps the
+    scaling, stem and block 0 of each network float (and the resize feeding the second), nothing after them."""
+    from recommender.backbones import load_backbone
+    from recommender.litert_mixed import stem_tensors
+
+    backbone = load_backbone("efficientnet-lite0+efficientnet-lite1@160")
+    tensorflow = Extractor(backbone, buckets=(1, 4))
+    fp32 = Extractor(backbone, buckets=(1, 4), runtime="tflite-fp32", cache_dir=lite_cache)
+    scenes = np.concatenate(list(litert.calibration_scenes(6, 224, seed=7))).astype(np.uint8)
+    reference = tensorflow.embed(scenes).vectors
+    assert _cosines(fp32.embed(scenes).vectors, reference).min() > 0.999
+
+    int8 = litert.convert(backbone.model, "tflite-int8", input_size=224, calibration=4)
+    kept = stem_tensors(int8, backbone.fingerprint.name)
+    scopes = {re.search(r"/(?:resize_)?(efficientnet_lite\d_\d+px)_\d+/", name)[1] for name in kept}
+    assert scopes == {"efficientnet_lite0_224px", "efficientnet_lite1_160px"}
+    for scope in scopes:
+        assert any(f"{scope}_1/stem" in name for name in kept) and any(f"{scope}_1/block0_" in name for name in kept)
+    assert any("/resize_efficientnet_lite1_160px" in name for name in kept)
+    assert not any("/block1" in name or "/head" in name for name in kept)
+
+
 def test_a_float_layer_the_graph_lacks_is_an_error(lite, lite_cache: Path) -> None:
     from recommender.litert_mixed import _check_kept_float
 
