@@ -53,6 +53,7 @@ from bench.common import (
     verdict,
 )
 from recommender.litert import AUTO, RUNTIMES
+from worker.settings import WorkerOptions
 
 TARGET_SINGLE_P50_MS = 30.0
 TARGET_PHOTOS_PER_S = 75.0
@@ -60,7 +61,7 @@ INDEX_CACHE = Path("/tmp/wanderlens-bench-index")
 CATALOG_SOURCES = (SHARED_DATASETS / "holidays-dev" / "images", SHARED_DATASETS / "intel-scenes-dev" / "images")
 PHOTO_SOURCES = (SHARED_DATASETS / "travel-photos" / "images", SHARED_DATASETS / "holidays-dev" / "images")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-MODES = {"on": (32, 2.0), "off": (1, 0.0)}  # batch_size, batch_wait_ms
+MODES = {"on": (32, WorkerOptions().batch_wait_ms), "off": (1, 0.0)}  # batch_size, batch_wait_ms
 READY_TIMEOUT_S = 300
 IDLE_SAMPLE_S = 2.0
 BATCH_LINE = re.compile(r"batch of (\d+): forward ([\d.]+) ms, handlers ([\d.]+) ms")
