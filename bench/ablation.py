@@ -155,7 +155,7 @@ def main() -> None:
 
     # Timed last, every network in turn and in several rounds: this machine's speed drifts by a third within
     # minutes, and networks timed minutes apart would be compared across that drift.
-    per_network = _extraction_costs(extractors, args.repeats)
+    per_network = extraction_costs(extractors, args.repeats)
     costs = {}
     for config in chosen:
         batch1_ms, batch32_ms = per_network[keys[config.name]]
@@ -167,7 +167,7 @@ def main() -> None:
         headers += [f"{dev.name} {dev.figure}", "half 0", "half 1"] + (["P@5"] if dev.figure == "P@1" else [])
     rows = [[name, *cells, f"{costs[name][0]:.1f}", f"{costs[name][1]:.2f}"] for name, cells in quality.items()]
     print_table([*headers, "ms/photo batch 1", "ms/photo batch 32"], rows)
-    _print_split_protocol(figures, costs, choose_on_halves)
+    print_split_protocol(figures, costs, choose_on_halves)
     print_load_after()
 
 
@@ -181,7 +181,7 @@ def _fingerprints(extractor: Any, photos: list[Any], embed_paths: Any) -> np.nda
 ROUNDS = 3
 
 
-def _extraction_costs(extractors: dict[Any, Any], repeats: int) -> dict[Any, tuple[float, float]]:
+def extraction_costs(extractors: dict[Any, Any], repeats: int) -> dict[Any, tuple[float, float]]:
     """Median ms per photo of each extractor's compiled step at batch 1 and at batch 32, over interleaved rounds."""
     samples: dict[Any, list[tuple[float, float]]] = {key: [] for key in extractors}
     for _ in range(ROUNDS):
@@ -198,7 +198,7 @@ def _extraction_costs(extractors: dict[Any, Any], repeats: int) -> dict[Any, tup
     }
 
 
-def _print_split_protocol(
+def print_split_protocol(
     figures: dict[str, dict[int, tuple[float, ...]]], costs: dict[str, tuple[float, float]], choose: Any
 ) -> None:
     default = next((name for name in figures if name.startswith("DEFAULT")), None)

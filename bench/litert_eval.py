@@ -5,13 +5,14 @@ Run from the repository root (needs ``../shared/datasets``)::
     python -m bench.litert_eval                            # tensorflow, tflite-fp32, tflite-int8
     python -m bench.litert_eval --runtimes tensorflow,tflite-int8
     python -m bench.litert_eval --backbones efficientnet-lite0,efficientnet-lite0+efficientnet-lite1@192 \
-        --runtimes tensorflow,tflite-int8-float-stem
+        --runtimes tensorflow,tflite-int8-float-stem --protocol
 
 Each backbone on each runtime fingerprints every photo of holidays-dev and intel-scenes-dev once with the default
 extraction; the figures are then those `wanderlens eval` reports (the index's default refinement), for the whole set
 and for each half (`bench.dev_sets`). The halves answer the issue's rule (int8 may cost at most 0.005 in Holidays
 mAP and in Intel P@1, chosen on one half and confirmed on the other). Costs are against the first backbone on
-TensorFlow (today's default unless ``--backbones`` says otherwise).
+TensorFlow (today's default unless ``--backbones`` says otherwise). With ``--protocol`` every run is also timed
+(three interleaved rounds) and the ablation's split protocol chooses among the runs within its budget.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.ablation import extraction_costs, print_split_protocol
 from bench.common import SHARED_DATASETS, print_load_after, print_table, quiet_tensorflow
 from bench.dev_sets import DEV_SETS, HALVES, DevSet, evaluate_half
 from recommender.fingerprint import DEFAULT_BACKBONE
@@ -34,6 +36,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runtimes", default="tensorflow,tflite-fp32,tflite-int8", help="comma-separated")
     parser.add_argument("--backbones", default=DEFAULT_BACKBONE, help="comma-separated (default: %(default)s)")
+    parser.add_argument(
+        "--protocol",
+        action="store_true",
+        help="also time every run and apply the ablation's split protocol to them (the first on TensorFlow is the "
+        "default; the budget is 1.5x its ms per photo at batch 1 and 32)",
+    )
     parser.add_argument("--datasets", type=Path, default=SHARED_DATASETS)
     return parser.parse_args()
 
@@ -45,6 +53,7 @@ def main() -> None:
     from recommender.extractor import Extractor
     from recommender.pipeline import embed_paths
     from recommender.refine import DEFAULT_REFINE
+    from recommender.tools.evaluation import choose_on_halves
 
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     backbones = {name: load_backbone(name) for name in (b.strip() for b in args.backbones.split(",")) if name}
@@ -52,8 +61,9 @@ def main() -> None:
     baseline = (next(iter(backbones)), "tensorflow") if "tensorflow" in runtimes else None
     photos = {dev.name: dev.photos(args.datasets) for dev in DEV_SETS}
     vectors: dict[tuple[tuple[str, str], str], np.ndarray] = {}
+    extractors = {}
     for run in runs:
-        extractor = Extractor(backbones[run[0]], runtime=run[1])
+        extractor = extractors[run] = Extractor(backbones[run[0]], runtime=run[1])
         for dev in DEV_SETS:
             started = time.perf_counter()
             embedded = embed_paths([p.path for p in photos[dev.name]], extractor, progress=False)
@@ -107,6 +117,18 @@ def main() -> None:
                 f"{' on '.join(run)}: costs <= {MAX_COST} on every half of both sets, against {' on '.join(baseline)}: "
                 f"{'yes' if all(passed) else 'no'}"
             )
+    if baseline is not None and args.protocol:
+        # The ablation's split protocol, over these runs: each one's cost is timed here, in interleaved rounds.
+        costs = extraction_costs(extractors, repeats=30)
+        label = {run: ("DEFAULT: " if run == baseline else "") + " on ".join(run) for run in runs}
+        halves = {
+            label[run]: {
+                half: tuple(figures(run, dev, half)[0 if dev.figure == "mAP" else 1] for dev in DEV_SETS)
+                for half in HALVES
+            }
+            for run in runs
+        }
+        print_split_protocol(halves, {label[run]: costs[run] for run in runs}, choose_on_halves)
     print_load_after()
 
 
