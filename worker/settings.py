@@ -27,7 +27,8 @@ class WorkerOptions:
     consumer: str = "worker"
     batch_size: int = 32
     # 0: a lone photo goes at once. Photos read together are batched anyway, and those that arrive during a forward
-    # pass share the next one; waiting 2 ms for company cost a lone photo 3-6 ms and batched nothing more (bench).
+    # pass share the next one; waiting 2 ms for company cost a lone photo about 2 ms and batched nothing more
+    # (bench.worker_load, README "Benchmarks").
     batch_wait_ms: float = 0.0
     max_deliveries: int = 3
     claim_idle_ms: int = 30_000
