@@ -908,7 +908,9 @@
     bindLocation();
     // Only the reader unpins the view: a scroll the layout causes (photos loading, the composer or a reply
     // keyboard changing height) fires "scroll" too, and must not stop the view following new messages.
-    let readerScrolledAt = 0;
+    // -Infinity, not 0: performance.now() counts from the page's load, so 0 would read as "the reader scrolled
+    // just now" for the page's first second, and a photo loading then would unpin the view.
+    let readerScrolledAt = -Infinity;
     for (const type of ["wheel", "touchmove", "keydown", "pointerdown"]) {
       ui.messages.addEventListener(type, () => { readerScrolledAt = performance.now(); }, { passive: true });
     }
@@ -916,6 +918,11 @@
       if (nearBottom()) state.pinned = true;
       else if (performance.now() - readerScrolledAt < 1000) state.pinned = false;
     });
+    // The list's own height changes too (the composer growing, a reply keyboard appearing): a pinned view
+    // keeps its last message in sight.
+    new ResizeObserver(() => {
+      if (state.pinned) scrollToBottom();
+    }).observe(ui.messages);
     try {
       await loadState();
     } catch (err) {

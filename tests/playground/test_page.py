@@ -255,6 +255,10 @@ async def test_the_view_follows_new_messages_until_the_reader_scrolls_up(
             stand_in.send_text(group, bob, f"line {n}: " + "a long line of chat " * 6)
         await expect(messages).to_have_count(40)
         await expect(messages.last).to_be_in_viewport()  # followed, though the list grew past the view
+        # The list itself gets shorter (a smaller window, a taller composer): the view still shows the last one.
+        await page.set_viewport_size({"width": VIEWPORTS["desktop"]["width"], "height": 420})
+        await expect(messages.last).to_be_in_viewport()
+        await page.set_viewport_size(VIEWPORTS["desktop"])
         # The reader scrolls up: a new message must not pull the view down.
         await page.get_by_test_id("message-list").hover()
         await page.mouse.wheel(0, -3000)
