@@ -31,7 +31,7 @@ from bench.common import (
     time_it,
     verdict,
 )
-from recommender.litert import AUTO, RUNTIMES
+from recommender.runtimes import AUTO, RUNTIMES
 
 # Targets from the issue, for this 2-core CPU machine (informational).
 TARGET_BATCH1_MS = 25.0

@@ -52,7 +52,7 @@ from bench.common import (
     quiet_tensorflow,
     verdict,
 )
-from recommender.litert import AUTO, RUNTIMES
+from recommender.runtimes import AUTO, RUNTIMES
 from worker.settings import WorkerOptions
 
 TARGET_SINGLE_P50_MS = 30.0
@@ -157,7 +157,7 @@ def cached_index(count: int, backbone: str, runtime: str) -> tuple[Path, str]:
     photos = catalog_photos(count)
     if not photos:
         raise SystemExit(f"no catalog photos in {', '.join(map(str, CATALOG_SOURCES))}")
-    from recommender.litert import resolve_runtime
+    from recommender.runtimes import resolve_runtime
 
     runtime = resolve_runtime(runtime)
     key = hashlib.sha256(f"{backbone}\n{default_extraction(backbone)}\n{DEFAULT_REFINE}\n".encode())

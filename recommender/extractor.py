@@ -97,9 +97,11 @@ def compile_for_backend(model: keras.Model, finish: Callable[[dict[str, object]]
 class Extractor:
     """Holds a backbone and its compiled inference steps; safe to call from one thread at a time.
 
-    ``runtime``: "tensorflow" (Keras, any backend, the GPU path), "tflite-fp32", "tflite-int8" or
-    "tflite-int8-float-stem" (the network converted to LiteRT and run with XNNPACK on the CPU, `recommender.litert`),
-    or "auto" (`resolve_runtime`). The converted model is cached under ``cache_dir`` (the weights cache when None).
+    ``runtime``: "tensorflow" (Keras, any backend, the GPU path), "tensorflow-bf16" (the same, its convolutions in
+    bfloat16, `recommender.bfloat16`), "tflite-fp32", "tflite-int8" or "tflite-int8-float-stem" (the network
+    converted to LiteRT and run with XNNPACK on the CPU, `recommender.litert`), or "auto"
+    (`recommender.runtimes.resolve_runtime`). A converted model is cached under ``cache_dir`` (the weights cache
+    when None).
     The runtime is part of the fingerprint: an index only serves queries extracted by the runtime that built it.
     """
 
@@ -117,16 +119,21 @@ class Extractor:
         self.backbone = backbone
         self.buckets = tuple(buckets)
         self.hint_count = hints if backbone.labels else 0
-        if runtime != "tensorflow":  # "auto" and the LiteRT names are resolved and checked there
-            from recommender.litert import resolve_runtime
+        if runtime != "tensorflow":  # "auto" and the other names are resolved and checked there
+            from recommender.runtimes import resolve_runtime
 
             runtime = resolve_runtime(runtime)
         self.runtime = runtime
         self._fingerprint = replace(backbone.fingerprint, runtime=runtime)
         self._steps: dict[int, Callable[[np.ndarray], object]]
-        if runtime == "tensorflow":
+        if runtime in ("tensorflow", "tensorflow-bf16"):
+            model = backbone.model
+            if runtime == "tensorflow-bf16":
+                from recommender.bfloat16 import network_in_bfloat16
+
+                model = network_in_bfloat16(model)
             # One compiled step per bucket, each traced once: a new shape never recompiles a step in use.
-            self._steps = {bucket: compile_for_backend(backbone.model, self._finish) for bucket in self.buckets}
+            self._steps = {bucket: compile_for_backend(model, self._finish) for bucket in self.buckets}
         else:
             self._steps = self._lite_steps(cache_dir)  # type: ignore[assignment]
 

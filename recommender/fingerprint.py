@@ -21,8 +21,8 @@ class BackboneFingerprint:
     input_size: int
     preprocessing: str
     dim: int
-    # What ran the network: "tensorflow" or a LiteRT runtime (`recommender.litert.RUNTIMES`). int8 vectors are
-    # close to TensorFlow's but not equal, so an index and its queries must come from the same runtime.
+    # What ran the network (`recommender.runtimes`). bfloat16 and int8 vectors are close to TensorFlow's float32
+    # ones but not equal, so an index and its queries must come from the same runtime.
     runtime: str = "tensorflow"
 
     @property
@@ -126,7 +126,7 @@ class FingerprintMismatch(UserError, ValueError):
             for field in ("name", "weights_sha256", "layer", "input_size", "preprocessing", "dim", "runtime")
             if getattr(index, field) != getattr(extractor, field)
         ]
-        from recommender.litert import RETIRED
+        from recommender.runtimes import RETIRED
 
         remedy = "Rebuild the index with `wanderlens index` or choose the matching --backbone"
         if "runtime" in differing:

@@ -32,25 +32,11 @@ import numpy as np
 
 from recommender.errors import BadInput
 from recommender.fingerprint import BackboneFingerprint, ExtractionOptions
+from recommender.runtimes import TFLITE_FP32, TFLITE_INT8, TFLITE_INT8_FLOAT_STEM
 
 logger = logging.getLogger(__name__)
 
-TENSORFLOW = "tensorflow"
-TFLITE_FP32 = "tflite-fp32"
-TFLITE_INT8 = "tflite-int8"
-TFLITE_INT8_FLOAT_STEM = "tflite-int8-float-stem"  # int8 but for the stem (recommender.litert_mixed)
-AUTO = "auto"
-RUNTIMES = (TENSORFLOW, TFLITE_FP32, TFLITE_INT8, TFLITE_INT8_FLOAT_STEM)
-# Names no longer offered, with what to say to whoever still asks for one (an old setting, an old index).
-RETIRED = {
-    "tflite-int8-mixed": "it was replaced by tflite-int8-float-stem (faster); rebuild indexes made with it "
-    "(`wanderlens index`)",
-}
 _CALIBRATED = (TFLITE_INT8, TFLITE_INT8_FLOAT_STEM)
-# What `auto` means on a CPU for a new index. A LiteRT runtime becomes it when it costs at most 0.005 in either dev
-# figure, chosen on one half of the dev sets and confirmed on the other (README, "CPU runtimes"): no int8 variant
-# measured so far is confirmed, so TensorFlow it stays.
-CPU_DEFAULT = TENSORFLOW
 THREADS = 2
 CALIBRATION_SCENES = 100
 # Bump when the conversion itself changes (ops, quantisation settings, calibration scenes): old caches then miss.
@@ -59,45 +45,6 @@ CONVERSION_VERSION = 1
 
 class RuntimeUnavailable(BadInput):
     """The LiteRT runtime was asked for but neither `ai_edge_litert` nor `tf.lite` can run it here."""
-
-
-def check_runtime(name: str) -> str:
-    if name in RETIRED:
-        raise BadInput(f"the runtime {name} is no longer offered: {RETIRED[name]}. Received: runtime={name!r}")
-    if name not in (*RUNTIMES, AUTO):
-        raise BadInput(f"unknown runtime; choose one of {', '.join((AUTO, *RUNTIMES))}. Received: runtime={name!r}")
-    return name
-
-
-def _has_gpu() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
-def resolve_runtime(name: str, *, index_runtime: str | None = None) -> str:
-    """What runs the network. A name other than `auto` is kept as it is: a mismatch with the index must be seen.
-
-    `auto` serves an index (``index_runtime``) with the runtime that built it, when this machine can run it: an
-    index built with `--runtime tflite-int8-float-stem` needs no setting in the worker, and one built before a
-    default changes keeps working. A new index gets TensorFlow on a GPU (the GPU path is unchanged) and
-    `CPU_DEFAULT` on a CPU; TensorFlow as well where no LiteRT interpreter is installed.
-    """
-    check_runtime(name)
-    if name != AUTO:
-        return name
-    lite_runs_here = interpreter_class() is not None
-    if index_runtime in RUNTIMES and (index_runtime == TENSORFLOW or lite_runs_here):
-        if index_runtime != TENSORFLOW and _has_gpu():
-            logger.warning(
-                "the index was built with %s, a CPU runtime, so the GPU is not used; to use it, rebuild the index "
-                "with `wanderlens index --runtime tensorflow`",
-                index_runtime,
-            )
-        return index_runtime
-    if CPU_DEFAULT != TENSORFLOW and lite_runs_here and not _has_gpu():
-        return CPU_DEFAULT
-    return TENSORFLOW
 
 
 def interpreter_class() -> type | None:

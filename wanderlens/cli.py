@@ -26,7 +26,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from recommender.extractor import Extractor
     from recommender.index import read_manifest
     from recommender.index_build import build_index
-    from recommender.litert import resolve_runtime
+    from recommender.runtimes import resolve_runtime
 
     catalog = load_catalog(args.catalog, metadata=args.metadata, columns=parse_columns(args.columns or ""))
     for problem in catalog.problems:
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def model_options(sub: argparse.ArgumentParser, *, default_backbone: str | None) -> None:
-        from recommender.litert import AUTO, RUNTIMES  # numpy only: no TensorFlow at parse time
+        from recommender.runtimes import AUTO, RUNTIMES  # numpy only: no TensorFlow at parse time
 
         sub.add_argument(
             "--backbone",

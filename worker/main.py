@@ -27,7 +27,7 @@ def load_model_and_index(settings: WorkerSettings) -> tuple[object, object]:
     from recommender.backbones import check_backbone_name, load_backbone
     from recommender.extractor import Extractor
     from recommender.index import open_index, read_manifest
-    from recommender.litert import resolve_runtime
+    from recommender.runtimes import resolve_runtime
 
     check_backbone_name(settings.backbone)
     started = time.perf_counter()

@@ -17,7 +17,7 @@ from contract.settings import RedisSettings
 from recommender.ann import IndexKind
 from recommender.download import default_cache_dir
 from recommender.fingerprint import DEFAULT_BACKBONE
-from recommender.litert import check_runtime
+from recommender.runtimes import check_runtime
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,12 @@ class WorkerSettings(RedisSettings):
     backbone: str = Field(DEFAULT_BACKBONE, description="Feature extractor; must match the index's.")
     weights: str = Field("default", description="'default' (the backbone's release) or a local weights file.")
     weights_cache: Path = Field(default_factory=default_cache_dir, description="Where downloaded weights are kept.")
-    runtime: Literal["auto", "tensorflow", "tflite-fp32", "tflite-int8", "tflite-int8-float-stem"] = Field(
+    runtime: Literal[
+        "auto", "tensorflow", "tensorflow-bf16", "tflite-fp32", "tflite-int8", "tflite-int8-float-stem"
+    ] = Field(
         "auto",
-        description="auto (the index's own), tensorflow, tflite-fp32, tflite-int8 or tflite-int8-float-stem; "
-        "must match the index's.",
+        description="auto (the index's own), tensorflow, tensorflow-bf16, tflite-fp32, tflite-int8 or "
+        "tflite-int8-float-stem; must match the index's.",
     )
     batch_size: int = Field(_DEFAULTS.batch_size, ge=1, le=256, description="Most photos in one forward pass.")
     batch_wait_ms: float = Field(
