@@ -239,9 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--runtime",
             choices=(AUTO, *RUNTIMES),
             default="auto" if default_backbone else None,
-            help="what runs the network: TensorFlow, or LiteRT (XNNPACK, CPU) in float32 or int8; "
+            help="what runs the network: TensorFlow in float32 or bfloat16, or LiteRT (XNNPACK, CPU) in float32 or "
+            "int8; "
             + (
-                "auto (default): an existing index's own, else TensorFlow"
+                "auto (default): an existing index's own, else this machine's default (bfloat16 on a CPU with "
+                "bfloat16 instructions, float32 elsewhere)"
                 if default_backbone
                 else "default: the index's"
             ),

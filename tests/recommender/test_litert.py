@@ -316,48 +316,6 @@ def test_the_colour_lookup_bins_every_kind_of_colour_as_the_keras_layer(default_
     np.testing.assert_allclose(colour_histogram_numpy(photos), expected, atol=1e-6)
 
 
-def test_runtime_names_are_checked() -> None:
-    from pydantic import ValidationError
-
-    from worker.settings import WorkerSettings
-
-    with pytest.raises(BadInput, match="choose one of auto, tensorflow"):
-        litert.check_runtime("tflite-int4")
-    with pytest.raises(ValidationError):
-        WorkerSettings(runtime="tflite-int4")
-    assert litert.resolve_runtime("tflite-int8") == "tflite-int8"
-    assert litert.resolve_runtime("auto") in litert.RUNTIMES
-    # A retired name says what replaced it, to the CLI's library and to the worker's settings alike.
-    with pytest.raises(BadInput, match="no longer offered: it was replaced by tflite-int8-float-stem"):
-        litert.check_runtime("tflite-int8-mixed")
-    with pytest.raises(ValidationError, match="replaced by tflite-int8-float-stem"):
-        WorkerSettings(runtime="tflite-int8-mixed")
-
-
-def test_auto_serves_an_index_with_its_own_runtime(monkeypatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(litert, "_has_gpu", lambda: False)
-    assert litert.resolve_runtime("auto") == litert.CPU_DEFAULT == "tensorflow"  # no int8 passed the split rule
-    monkeypatch.setattr(litert, "CPU_DEFAULT", "tflite-int8-float-stem")  # as it would be, had one passed
-    assert litert.resolve_runtime("auto") == "tflite-int8-float-stem"
-    for built_with in litert.RUNTIMES:
-        assert litert.resolve_runtime("auto", index_runtime=built_with) == built_with
-    # Named explicitly, a runtime is kept whatever the index says: the mismatch is then refused, not followed.
-    assert litert.resolve_runtime("tensorflow", index_runtime="tflite-int8") == "tensorflow"
-    # An index of a retired runtime cannot be served as it is: auto gives the default, and the index refuses it.
-    assert litert.resolve_runtime("auto", index_runtime="tflite-int8-mixed") == litert.CPU_DEFAULT
-
-    monkeypatch.setattr(litert, "_has_gpu", lambda: True)
-    assert litert.resolve_runtime("auto") == "tensorflow"
-    with caplog.at_level("WARNING", logger="recommender.litert"):
-        assert litert.resolve_runtime("auto", index_runtime="tflite-int8") == "tflite-int8"
-    assert "the GPU is not used" in caplog.text and "--runtime tensorflow" in caplog.text
-
-    monkeypatch.setattr(litert, "_has_gpu", lambda: False)
-    monkeypatch.setattr(litert, "interpreter_class", lambda: None)  # no LiteRT here: TensorFlow serves what it can
-    assert litert.resolve_runtime("auto") == "tensorflow"
-    assert litert.resolve_runtime("auto", index_runtime="tflite-int8") == "tensorflow"
-
-
 def test_an_index_of_a_retired_runtime_says_to_rebuild(default_extractor: Extractor) -> None:
     old = replace(default_extractor.fingerprint, runtime="tflite-int8-mixed")
     message = str(FingerprintMismatch(old, default_extractor.fingerprint))
