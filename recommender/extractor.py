@@ -21,6 +21,7 @@ from keras import ops
 from recommender.backbones import LoadedBackbone
 from recommender.fingerprint import BackboneFingerprint, ExtractionOptions
 from recommender.images import load_for_model
+from recommender.runtimes import KERAS_RUNTIMES, TENSORFLOW, TENSORFLOW_BF16
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class Extractor:
         *,
         buckets: Sequence[int] = DEFAULT_BUCKETS,
         hints: int = DEFAULT_HINTS,
-        runtime: str = "tensorflow",
+        runtime: str = TENSORFLOW,
         cache_dir: Path | None = None,
     ) -> None:
         if not buckets or sorted(buckets) != list(buckets) or buckets[0] < 1:
@@ -119,16 +120,16 @@ class Extractor:
         self.backbone = backbone
         self.buckets = tuple(buckets)
         self.hint_count = hints if backbone.labels else 0
-        if runtime != "tensorflow":  # "auto" and the other names are resolved and checked there
+        if runtime != TENSORFLOW:  # "auto" and the other names are resolved and checked there
             from recommender.runtimes import resolve_runtime
 
             runtime = resolve_runtime(runtime)
         self.runtime = runtime
         self._fingerprint = replace(backbone.fingerprint, runtime=runtime)
         self._steps: dict[int, Callable[[np.ndarray], object]]
-        if runtime in ("tensorflow", "tensorflow-bf16"):
+        if runtime in KERAS_RUNTIMES:
             model = backbone.model
-            if runtime == "tensorflow-bf16":
+            if runtime == TENSORFLOW_BF16:
                 from recommender.bfloat16 import network_in_bfloat16
 
                 model = network_in_bfloat16(model)
