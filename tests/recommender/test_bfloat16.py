@@ -80,3 +80,21 @@ def test_a_network_without_a_stem_is_refused() -> None:
     model = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="block1_conv1")(inputs), name="vgg_like")
     with pytest.raises(BadInput, match=r"tensorflow-bf16 is for EfficientNet-Lite backbones.*vgg_like"):
         network_in_bfloat16(model)
+
+
+def test_a_bfloat16_index_is_served_in_bfloat16_and_refuses_float32_queries(
+    bf16: Extractor, default_extractor: Extractor, tmp_path: Path
+) -> None:
+    from recommender.catalog import load_catalog
+    from recommender.fingerprint import FingerprintMismatch
+    from recommender.index import open_index
+    from recommender.index_build import build_index
+    from tests.conftest import _generated_scenes
+    from worker.main import load_model_and_index
+    from worker.settings import WorkerSettings
+
+    build_index(load_catalog(_generated_scenes(tmp_path / "catalog", count=4)), bf16, tmp_path / "ix", progress=False)
+    extractor, index = load_model_and_index(WorkerSettings(index_dir=tmp_path / "ix"))  # runtime auto
+    assert extractor.runtime == "tensorflow-bf16" == index.fingerprint.runtime
+    with pytest.raises(FingerprintMismatch, match="WANDERLENS_RUNTIME=tensorflow-bf16"):
+        open_index(tmp_path / "ix", expected=default_extractor.fingerprint)
