@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from bench.common import SHARED_DATASETS, metric, print_header, print_load_after, print_table, quiet_tensorflow
+from recommender.runtimes import AUTO, RUNTIMES
 
 TRAVEL_PHOTOS = SHARED_DATASETS / "travel-photos"
 
@@ -35,6 +36,12 @@ def parse_args() -> argparse.Namespace:
         "--catalog", type=Path, help="a catalog folder (default: travel-photos as a temporary catalog with a CSV)"
     )
     parser.add_argument("--backbone", default="efficientnet-lite0", help="backbone name (default: %(default)s)")
+    parser.add_argument(
+        "--runtime",
+        choices=(AUTO, *RUNTIMES),
+        default=AUTO,
+        help="what runs the network (default: auto, as `wanderlens index` does for a new index)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="photos per forward pass (default: %(default)s)")
     parser.add_argument("--decode-workers", type=int, default=2, help="decoding threads (default: %(default)s)")
     parser.add_argument(
@@ -96,7 +103,7 @@ def main() -> None:
         catalog = load_catalog(catalog_dir)
 
         started = time.perf_counter()
-        extractor = Extractor(load_backbone(args.backbone))
+        extractor = Extractor(load_backbone(args.backbone), runtime=args.runtime)
         loaded = time.perf_counter()
         extractor.warm_up()
         warmed = time.perf_counter()
