@@ -15,9 +15,9 @@ that built it).
 
 Latency is measured around ``JobClient.request`` (chat lock, enqueue with the photo, wait, unlock): what the bot
 waits for one photo. The worker's query-vector cache is off, so a photo sent twice costs a full decode and
-forward pass both times. For each mode (batching on: batch 32, wait 2 ms; off: batch 1) the worker is started
-fresh, warmed with one photo per sender, then measured twice: a lone sender (``--single`` photos one after
-another), then all senders. The last line is ``p50_ms=… p99_ms=… photos_per_s=…`` for the batching-on run with
+forward pass both times. For each mode (batching on: batch 32 and the worker's default wait; off: batch 1) the
+worker is started fresh, warmed with one photo per sender, then measured twice: a lone sender (``--single`` photos
+one after another), then all senders. The last line is ``p50_ms=… p99_ms=… photos_per_s=…`` for the batching-on run with
 all senders. ``--redis-hz`` and ``--worker-env`` exist to test two things that move these figures a lot on a
 small machine (see bench/README.md).
 """

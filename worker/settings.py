@@ -9,7 +9,6 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -17,7 +16,7 @@ from contract.settings import RedisSettings
 from recommender.ann import IndexKind
 from recommender.download import default_cache_dir
 from recommender.fingerprint import DEFAULT_BACKBONE
-from recommender.runtimes import check_runtime
+from recommender.runtimes import AUTO, RUNTIMES, check_runtime
 
 
 @dataclass(frozen=True)
@@ -50,12 +49,9 @@ class WorkerSettings(RedisSettings):
     backbone: str = Field(DEFAULT_BACKBONE, description="Feature extractor; must match the index's.")
     weights: str = Field("default", description="'default' (the backbone's release) or a local weights file.")
     weights_cache: Path = Field(default_factory=default_cache_dir, description="Where downloaded weights are kept.")
-    runtime: Literal[
-        "auto", "tensorflow", "tensorflow-bf16", "tflite-fp32", "tflite-int8", "tflite-int8-float-stem"
-    ] = Field(
-        "auto",
-        description="auto (the index's own), tensorflow, tensorflow-bf16, tflite-fp32, tflite-int8 or "
-        "tflite-int8-float-stem; must match the index's.",
+    runtime: str = Field(
+        AUTO,
+        description=f"{AUTO} (the index's own), {', '.join(RUNTIMES[:-1])} or {RUNTIMES[-1]}; must match the index's.",
     )
     batch_size: int = Field(_DEFAULTS.batch_size, ge=1, le=256, description="Most photos in one forward pass.")
     batch_wait_ms: float = Field(
@@ -92,11 +88,11 @@ class WorkerSettings(RedisSettings):
         "or 'hnsw'.",
     )
 
-    @field_validator("runtime", mode="before")
+    @field_validator("runtime")
     @classmethod
-    def _not_retired(cls, value: object) -> object:
-        """A retired runtime's name says what replaced it, rather than only listing the names allowed."""
-        return check_runtime(value) if isinstance(value, str) else value
+    def _a_runtime(cls, value: str) -> str:
+        """One of `recommender.runtimes`' names; a retired one says what replaced it."""
+        return check_runtime(value)
 
     def options(self) -> WorkerOptions:
         """The loop's options; the consumer name gets the process id, so that two workers on a host differ."""
