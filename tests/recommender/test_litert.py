@@ -28,7 +28,7 @@ from recommender.fingerprint import BackboneFingerprint, FingerprintMismatch
 from recommender.images import load_for_model
 from recommender.index import open_index
 from recommender.index_build import build_index
-from tests.conftest import _generated_scenes
+from tests.conftest import SHARED_DATASETS, _generated_scenes
 
 PHOTOS = 24
 
@@ -40,6 +40,11 @@ def lite_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def photos(travel_catalog: Path) -> np.ndarray:
+    """../shared's travel photos; where they are absent, generated outdoor scenes with a seed other than the int8
+    calibration's. The test catalog's own stand-ins (flat drawn shapes) are nothing like photos, and int8's
+    agreement with float32 on them says nothing about photos."""
+    if not (SHARED_DATASETS / "travel-photos" / "manifest.csv").exists():
+        return np.stack([scene[0].astype(np.uint8) for scene in litert.calibration_scenes(PHOTOS, 224, seed=1)])
     paths = sorted(p for p in travel_catalog.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:PHOTOS]
     return np.stack([load_for_model(p, 224, trim=True) for p in paths])
 
@@ -107,8 +112,8 @@ def test_int8_is_quantised_and_close(lite, lite_cache: Path, photos: np.ndarray,
     int8, fp32 = lite("tflite-int8"), lite("tflite-fp32")
     embedded = int8.embed(photos)
     cosines = _cosines(embedded.vectors, reference.vectors)
-    assert cosines.mean() > 0.98  # measured 0.994 on these photos
-    assert cosines.min() > 0.9  # measured 0.936
+    assert cosines.mean() > 0.98  # measured 0.994 on the travel photos, 0.985 on the generated scenes
+    assert cosines.min() > 0.9  # measured 0.936 and 0.945
     assert _top1_agreement(embedded.hints, reference.hints) >= 0.75
     # Really quantised: its vectors are not fp32's, and its model is about a quarter of the size.
     assert np.abs(embedded.vectors - fp32.embed(photos).vectors).max() > 1e-3
@@ -121,7 +126,7 @@ def test_float_stem_keeps_the_stem_float_and_is_closer(lite, lite_cache: Path, p
     stem, int8 = lite("tflite-int8-float-stem"), lite("tflite-int8")
     stem_cosines = _cosines(stem.embed(photos).vectors, reference.vectors)
     int8_cosines = _cosines(int8.embed(photos).vectors, reference.vectors)
-    assert stem_cosines.mean() > 0.99  # measured 0.9959 on the 148 travel photos
+    assert stem_cosines.mean() > 0.99  # measured 0.9959 on the 148 travel photos, 0.9933 on the generated scenes
     assert stem_cosines.mean() > int8_cosines.mean() + 0.001  # there 0.9959 against 0.9917
     assert stem.fingerprint.runtime == "tflite-int8-float-stem" and stem.fingerprint != int8.fingerprint
 
