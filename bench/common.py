@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+# The dev photos beside the checkout; WANDERLENS_SHARED_DATASETS points elsewhere (a worktree, or an empty folder to
+# see what runs without them). The tests read the same.
+SHARED_DATASETS = Path(os.environ.get("WANDERLENS_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
 FINGERPRINT_DIM = 2688  # the default fingerprint: 2 bands x 1280 + 128 colour bins
 
 

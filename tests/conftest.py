@@ -10,11 +10,11 @@ from typing import get_args
 import pytest
 from redis.asyncio import Redis
 
+from bench.common import SHARED_DATASETS
 from recommender.ann import IndexKind
 from tests.redis_server import RedisServer, start_redis
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATASETS = Path(os.environ.get("WANDERLENS_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,7 @@ import contextlib
 import json
 import logging
 import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,7 +41,7 @@ from recommender.extractor import Embedded
 from recommender.fingerprint import BackboneFingerprint
 from recommender.images import UnsupportedImage, content_hash
 from recommender.index import DestinationIndex, current_version, open_index
-from worker import jobs
+from worker import jobs, priority
 from worker.metrics import WorkerMetrics
 from worker.settings import WorkerOptions
 from worker.state import WorkerState
@@ -57,7 +55,6 @@ REPLY_TTL_S = 600
 STALE_CONSUMER_IDLE_MS = 3600 * 1000
 # Below this the classifier is guessing ("spider web" for a jungle): better to say nothing than something odd.
 HINT_CONFIDENCE = 0.15
-DECODE_NICENESS = 10  # added to the worker's own niceness (Linux: per thread)
 
 
 class EmbeddingModel(Protocol):
@@ -114,9 +111,9 @@ class Worker:
         self.consumer = options.consumer
         self.state = WorkerState(redis, ttl_s=options.result_ttl_s, vector_ttl_s=options.query_cache_ttl_s)
         self._stopping = asyncio.Event()
-        self._decode_pool = ThreadPoolExecutor(
-            max_workers=2, thread_name_prefix="decode", initializer=_yield_to_the_network
-        )
+        # The loop's own work (replies, reading) comes first, then the network, then decoding (worker.priority).
+        self._network_pool = priority.network_pool()
+        self._decode_pool = priority.decode_pool()
         self._finish = redis.register_script(FINISH)
         self._last_claim = 0.0
         self._last_reload_check = time.monotonic()
@@ -174,6 +171,7 @@ class Worker:
             if self._loading is not None:
                 self._loading.cancel()
             self._decode_pool.shutdown(wait=False, cancel_futures=True)
+            self._network_pool.shutdown(wait=False, cancel_futures=True)
             with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
                 await self.redis.delete(keys.health(self.consumer))
             logger.info("worker %s stopped after %d jobs", self.consumer, self.jobs_done)
@@ -411,7 +409,7 @@ class Worker:
             return 0.0
         self.metrics.batch_size.observe(len(waiting))
         try:
-            embedded = await asyncio.to_thread(self.extractor.embed, np.stack([d.pixels for d in waiting]))
+            embedded = await self._forward(np.stack([d.pixels for d in waiting]))
             self.metrics.forward_passes.inc()
             results = list(zip(waiting, embedded.vectors, embedded.hints, strict=True))
         except Exception:
@@ -419,7 +417,7 @@ class Worker:
             results = []
             for delivery in waiting:
                 try:
-                    single = await asyncio.to_thread(self.extractor.embed, delivery.pixels[None])
+                    single = await self._forward(delivery.pixels[None])
                     self.metrics.forward_passes.inc()
                     results.append((delivery, single.vectors[0], single.hints[0]))
                 except Exception:
@@ -432,6 +430,9 @@ class Worker:
         elapsed = time.perf_counter() - started
         self.metrics.stage_seconds.labels("forward").observe(elapsed)
         return elapsed
+
+    async def _forward(self, images: np.ndarray) -> Embedded:
+        return await asyncio.get_running_loop().run_in_executor(self._network_pool, self.extractor.embed, images)
 
     async def _reply(self, batch: _Batch, forward_s: float) -> None:
         """Rank the batch's photos together and answer every job.
@@ -648,17 +649,6 @@ class Worker:
                 ),
                 name=f"Worker:{self.consumer}:index-load",
             )
-
-
-def _yield_to_the_network() -> None:
-    """Run this (decoding) thread at a lower CPU priority than the forward pass.
-
-    Decoding is pipelined, so a photo decoded a little later costs nothing; a network thread that loses its core
-    to a decoder stalls the whole forward pass, whose operations wait for their slowest thread.
-    """
-    with contextlib.suppress(OSError, AttributeError):  # not on Linux, or not allowed: run at the normal priority
-        thread = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + DECODE_NICENESS)
 
 
 def image_rejection(error: UnsupportedImage) -> m.ImageRejection:

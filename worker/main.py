@@ -17,6 +17,7 @@ from contract import keys
 from contract.connect import connect
 from worker.loop import Worker
 from worker.metrics import WorkerMetrics
+from worker.priority import network_pool
 from worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,13 @@ def load_model_and_index(settings: WorkerSettings) -> tuple[object, object]:
     return extractor, index
 
 
+async def load_at_network_priority(settings: WorkerSettings) -> tuple[object, object]:
+    """``load_model_and_index`` in a thread at the network's priority: the pools it starts inherit it
+    (``worker.priority``), while the event loop's thread keeps its own."""
+    with network_pool() as loading:
+        return await asyncio.get_running_loop().run_in_executor(loading, load_model_and_index, settings)
+
+
 def one_blas_thread() -> None:
     """Limit numpy's BLAS to one thread for the rest of this process.
 
@@ -78,7 +86,7 @@ def one_blas_thread() -> None:
 
 async def serve(settings: WorkerSettings) -> None:
     one_blas_thread()
-    extractor, index = await asyncio.to_thread(load_model_and_index, settings)
+    extractor, index = await load_at_network_priority(settings)
     metrics = WorkerMetrics()
     metrics.serve(settings.metrics_port)
     async with connect(settings.redis_url) as redis:

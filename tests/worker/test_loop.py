@@ -25,13 +25,15 @@ from contract import codec, keys
 from contract import messages as m
 from contract.client import ChatBusy, ClientLimits, JobClient, QueueFull
 from recommender.catalog import load_catalog
+from recommender.extractor import Embedded
 from recommender.index import open_index
 from recommender.index_build import build_index
 from tests.conftest import REPO
 from tests.redis_server import RedisServer
 from tests.worker.conftest import settings
 from tests.worker.fakes import POISON_RGB, ColourExtractor, catalog_colour, colour_catalog, photo_bytes
-from worker.loop import DECODE_NICENESS, Worker
+from worker.loop import Worker
+from worker.priority import DECODE_NICENESS, NETWORK_NICENESS
 from worker.settings import WorkerOptions
 
 
@@ -126,19 +128,30 @@ class _PriorityRecordingExtractor(ColourExtractor):
     def __init__(self) -> None:
         super().__init__()
         self.decode_niceness: list[int] = []
+        self.network_niceness: list[int] = []
 
     def preprocess(self, source: bytes | str | Path) -> np.ndarray:
         self.decode_niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         return super().preprocess(source)
 
+    def embed(self, images: np.ndarray) -> Embedded:
+        self.network_niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().embed(images)
 
-async def test_photos_are_decoded_at_a_lower_priority_than_the_network(make_worker, client: JobClient) -> None:
+
+async def test_the_loop_comes_before_the_network_and_the_network_before_decoding(
+    make_worker, client: JobClient
+) -> None:
     worker, model = make_worker(extractor=_PriorityRecordingExtractor())
     task = await serve_in_background(worker)
-    reply = await client.request(recommend_job(chat_id=1), photo_bytes((90, 120, 30)), timeout=10)
+    for n in range(2):
+        reply = await client.request(recommend_job(chat_id=1), photo_bytes((90, 120, 30 + n)), timeout=10)
+        assert reply.failure is None
     await stop(worker, task)
-    assert reply.failure is None
-    assert model.decode_niceness == [os.getpriority(os.PRIO_PROCESS, 0) + DECODE_NICENESS]
+    loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # this test runs on the loop's thread
+    assert model.network_niceness == [loop_niceness + NETWORK_NICENESS] * 2
+    assert model.decode_niceness == [loop_niceness + DECODE_NICENESS] * 2
+    assert 0 < NETWORK_NICENESS < DECODE_NICENESS
 
 
 async def test_idle_queue_answers_a_lone_photo_without_waiting_for_a_batch(make_worker, client) -> None:
