@@ -96,12 +96,6 @@ class IndexManifest:
         )
 
 
-@dataclass(frozen=True)
-class Result:
-    destination: Destination
-    score: float
-
-
 @dataclass
 class DestinationIndex:
     """Destinations with their unit fingerprints, searchable by cosine similarity.
@@ -212,32 +206,6 @@ class DestinationIndex:
     def vectors_of(self, destination_ids: Sequence[str]) -> np.ndarray:
         positions = [p for i in destination_ids if (p := self._positions.get(i)) is not None]
         return self._search.vectors(positions) if positions else np.zeros((0, self._search.dim), np.float32)
-
-    def search(
-        self,
-        queries: np.ndarray,
-        k: int,
-        *,
-        exclude: Sequence[Collection[str]] | None = None,
-        offset: int = 0,
-        collapse: bool = True,
-    ) -> list[list[Result]]:
-        """For each query, results ``offset .. offset+k`` of its ranking, best first.
-
-        ``exclude`` holds destination ids per query (already shown, or the query photo itself); near-duplicate
-        catalog photos are collapsed to their best one unless ``collapse`` is off.
-        """
-        queries = self._expanded(np.atleast_2d(queries))
-        excluded_positions = [
-            {p for i in ids if (p := self._positions.get(i)) is not None} for ids in (exclude or [()] * len(queries))
-        ]
-        want = self.overfetch(offset + k) if collapse else min(offset + k, len(self))
-        rows = self._search.search(queries, want, exclude=excluded_positions)
-        results = []
-        for matches in rows:
-            kept: list[Match] = (self.collapse(matches) if collapse else matches)[offset : offset + k]
-            results.append([Result(self.destinations[m.position], m.score) for m in kept])
-        return results
 
     def rank_positions(
         self, query: np.ndarray, limit: int, *, exclude: Collection[str] = (), allowed: np.ndarray | None = None

@@ -168,3 +168,27 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path: Path, tra
     time.sleep(0.5)
     assert not [name for name, pid in _pids(log_path.read_text()).items() if _alive(pid)]
     assert "[wanderlens up] stopped" in log_path.read_text()
+
+
+def test_query_prints_the_ranking_and_writes_a_contact_sheet(
+    travel_catalog: Path, travel_index: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from recommender.catalog import load_catalog
+
+    catalog = load_catalog(travel_catalog)
+    photo_of = catalog.destinations[3]
+    sheet = tmp_path / "sheet.png"
+    result = wanderlens(
+        "query", str(catalog.image_path(photo_of)), "--index", str(travel_index), "-k", "3", "--sheet", str(sheet)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    ranked = [line for line in result.stdout.splitlines() if re.match(r"^ *\d+\. ", line)]
+    assert len(ranked) == 3
+    # A catalog photo finds its own destination first, as alike as a photo can be.
+    assert ranked[0].startswith(" 1. " + photo_of.name) and float(ranked[0].split()[-1]) > 0.99
+    assert all(float(line.split()[-1]) < 0.99 for line in ranked[1:])
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(sheet) as image:
+        assert image.width > 0 and image.height > 0

@@ -68,7 +68,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     from recommender.backbones import load_backbone
     from recommender.extractor import Extractor
-    from recommender.index import Result, open_index, read_manifest
+    from recommender.index import open_index, read_manifest
     from recommender.ranking import rank_for_photo
     from recommender.tools.sheet import SheetItem, contact_sheet
 
@@ -85,13 +85,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     index = open_index(args.index, expected=extractor.fingerprint)
     embedded = extractor.embed(extractor.preprocess(args.photo)[np.newaxis])
     # The worker's own ranking (without likes); the score shown is how alike the photos look.
-    results = [Result(r.destination, r.similarity) for r in rank_for_photo(index, embedded.vectors[0], args.k)]
+    results = rank_for_photo(index, embedded.vectors[0], args.k)
     hints = embedded.hints[0] if embedded.hints else []
     if hints:
         print("looks like: " + ", ".join(f"{h.label} ({h.probability:.0%})" for h in hints if h.probability >= 0.05))
     for rank, result in enumerate(results, start=1):
         d = result.destination
-        print(f"{rank:>2}. {d.name:<40} {d.place:<32} {result.score:.3f}")
+        print(f"{rank:>2}. {d.name:<40} {d.place:<32} {result.similarity:.3f}")
     if args.sheet:
         catalog_root = Path(manifest.catalog)
         sheet = contact_sheet(
@@ -100,7 +100,7 @@ def cmd_query(args: argparse.Namespace) -> int:
                 SheetItem(
                     catalog_root / r.destination.image,
                     f"{n}. {r.destination.name}",
-                    f"{r.destination.place} · {r.score:.0%} match" if r.destination.place else f"{r.score:.0%} match",
+                    " · ".join(filter(None, (r.destination.place, f"{r.similarity:.0%} match"))),
                 )
                 for n, r in enumerate(results, start=1)
             ],

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.catalog import CatalogProblem, load_catalog
+from recommender.catalog import CatalogProblem, Destination, load_catalog
 from recommender.fingerprint import FingerprintMismatch
 from recommender.images import content_hash, load_for_model
 from recommender.index import (
@@ -35,6 +35,11 @@ from recommender.index_build import build_index
 from recommender.refine import DEFAULT_REFINE, RefineOptions, augment_database
 from tests.conftest import shared_dataset
 from tests.worker.fakes import ColourExtractor, colour_catalog, photo_bytes
+
+
+def ranked(index, query, k: int, *, exclude=()) -> list[tuple[Destination, float]]:
+    """The index's ranking of one query (in its own space), best first, as (destination, score)."""
+    return [(index.destinations[m.position], m.score) for m in index.rank_positions(query, k, exclude=exclude)]
 
 
 def build(
@@ -269,7 +274,7 @@ def test_current_is_replaced_atomically_and_old_versions_pruned(catalog_dir, tmp
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
     assert published(out) == versions[-KEEP_VERSIONS:]
     assert sorted(p.name for p in out.iterdir()) == [CURRENT_FILE, VERSIONS_DIR]  # no .CURRENT.tmp left
-    assert reader.search(query, 1)[0][0].destination.id == "p0002"  # memory-mapped files outlive their folder
+    assert ranked(reader, query, 1)[0][0].id == "p0002"  # memory-mapped files outlive their folder
     assert open_index(out).version == versions[-1]
 
 
@@ -322,39 +327,26 @@ def test_an_interrupted_build_leaves_the_current_version(catalog_dir, tmp_path, 
 # --- search ------------------------------------------------------------------------------------------------------
 
 
-def test_search_exclude_and_pages(tmp_path):
+def test_ranking_orders_by_score_and_leaves_out_what_is_excluded(tmp_path):
     catalog_dir = colour_catalog(tmp_path / "catalog", 40)
     out = tmp_path / "index"
-    # Without DBA the second query ties two photos exactly, which is what the paging below is about.
     build(catalog_dir, out, refine=RefineOptions(whitening="partial"))
     index = open_index(out, placement="host")  # exact scores to compare with numpy's
     queries = np.stack([index.vectors[5], index.vectors[17] * 0.5 + index.vectors[30] * 0.5])
 
-    full = index.search(queries, 40)
-    assert [len(row) for row in full] == [40, 40]
-    assert full[0][0].destination.id == "p0005" and full[0][0].score == pytest.approx(1.0, abs=1e-5)
-    scores = [r.score for r in full[1]]
-    assert scores == sorted(scores, reverse=True)
+    for query in queries:
+        full = index.rank_positions(query, 40)
+        assert len(full) == 40 and len({m.position for m in full}) == 40
+        scores = [m.score for m in full]
+        assert scores == sorted(scores, reverse=True)
+        exact = np.asarray(index.vectors) @ query
+        np.testing.assert_allclose(scores, exact[[m.position for m in full]], atol=1e-5)
+        assert scores[0] == pytest.approx(exact.max(), abs=1e-5)
+    first = ranked(index, queries[0], 40)
+    assert first[0][0].id == "p0005" and first[0][1] == pytest.approx(1.0, abs=1e-5)
 
-    for row, ranking in enumerate(full):
-        pages = [index.search(queries[row], 6, offset=offset)[0] for offset in range(0, 36, 6)]
-        ids = [r.destination.id for page in pages for r in page]
-        assert ids == [r.destination.id for r in ranking[:36]]
-        assert len(set(ids)) == 36
-        tail = index.search(queries[row], 6, offset=38)[0]
-        assert [r.destination for r in tail] == [r.destination for r in ranking[38:]]
-        assert [r.score for r in tail] == pytest.approx([r.score for r in ranking[38:]], abs=1e-5)
-
-    excluded = index.search(queries, 5, exclude=[{"p0005", "p0000", "unknown"}, set()])
-    assert [r.destination.id for r in excluded[0]] == [
-        r.destination.id for r in full[0] if r.destination.id not in {"p0005", "p0000"}
-    ][:5]
-    assert [r.destination.id for r in excluded[1]] == [r.destination.id for r in full[1][:5]]
-    second_page = index.search(queries[0], 5, exclude=[{"p0005"}], offset=5)[0]
-    assert [r.destination.id for r in second_page] == [r.destination.id for r in full[0][1:][5:10]]
-    assert [m.position for m in index.rank_positions(queries[0], 4, exclude={"p0005"})] == [
-        index.position(r.destination.id) for r in full[0][1:5]
-    ]
+    excluded = ranked(index, queries[0], 5, exclude={"p0005", "p0000", "unknown"})
+    assert [d.id for d, _ in excluded] == [d.id for d, _ in first if d.id not in {"p0005", "p0000"}][:5]
     np.testing.assert_allclose(index.scores(queries[0]), queries[:1] @ np.asarray(index.vectors).T, atol=1e-6)
 
 
@@ -369,12 +361,12 @@ def test_near_duplicate_photos_are_one_result(catalog_dir, tmp_path):
     assert index.duplicate_groups[index.position("twin")] == index.duplicate_groups[index.position("p0002")]
     assert len(set(index.duplicate_groups.tolist())) == 12
 
-    collapsed = [r.destination.id for r in index.search(query, 13)[0]]
+    collapsed = [d.id for d, _ in ranked(index, query, 13)]
     assert collapsed[0] in ("p0002", "twin") and len(collapsed) == 12
     assert not {"p0002", "twin"} <= set(collapsed)
-    everything = [r.destination.id for r in index.search(query, 13, collapse=False)[0]]
+    everything = [index.destinations[p].id for p in np.argsort(-index.scores(query)[0])]
     assert set(everything[:2]) == {"p0002", "twin"} and len(everything) == 13
-    other_twin = index.search(query, 3, exclude=[{collapsed[0]}])[0][0].destination.id
+    other_twin = ranked(index, query, 3, exclude={collapsed[0]})[0][0].id
     assert other_twin in ("p0002", "twin") and other_twin != collapsed[0]
     positions = [m.position for m in index.rank_positions(query, 13)]
     assert len(positions) == 12 and len({int(index.duplicate_groups[p]) for p in positions}) == 12
@@ -418,10 +410,10 @@ def test_real_photos(request, tmp_path):
     index = open_index(out, expected=default_extractor.fingerprint)
     for destination in (catalog.destinations[0], catalog.destinations[77]):
         query = index.prepare_queries(query_vector(default_extractor, catalog.image_path(destination)))
-        best = index.search(query, 3)[0]
-        assert best[0].destination == destination
-        assert best[0].score == pytest.approx(1.0, abs=2e-3)  # on a GPU the product may run in TF32
-        assert best[1].destination != destination and best[1].score < best[0].score - 0.05
+        best = ranked(index, query, 3)
+        assert best[0][0] == destination
+        assert best[0][1] == pytest.approx(1.0, abs=2e-3)  # on a GPU the product may run in TF32
+        assert best[1][0] != destination and best[1][1] < best[0][1] - 0.05
 
 
 def test_whitened_index_ranks_in_its_own_space_but_reports_plain_photo_similarity(tmp_path):
@@ -432,9 +424,9 @@ def test_whitened_index_ranks_in_its_own_space_but_reports_plain_photo_similarit
     raw = np.asarray(index.raw_vectors)
     assert not np.allclose(raw, np.asarray(index.vectors), atol=1e-3)  # the searched vectors are whitened
     query = raw[7]
-    best = index.search(index.prepare_queries(query), 3)[0]
-    assert best[0].destination.id == "p0007" and best[0].score == pytest.approx(1.0, abs=1e-5)
-    positions = [index.position(r.destination.id) for r in best]
+    best = ranked(index, index.prepare_queries(query), 3)
+    assert best[0][0].id == "p0007" and best[0][1] == pytest.approx(1.0, abs=1e-5)
+    positions = [index.position(d.id) for d, _ in best]
     np.testing.assert_allclose(index.photo_similarity(query, positions), raw[positions] @ query, atol=1e-6)
     assert index.photo_similarity(query, positions)[0] == pytest.approx(1.0, abs=1e-5)
 
@@ -450,8 +442,8 @@ def test_the_default_index_moves_each_photo_toward_its_neighbours_and_a_catalog_
     np.testing.assert_allclose(index.vectors, augment_database(whitened, 5, DEFAULT_REFINE.alpha), atol=1e-6)
     assert not np.allclose(index.vectors, whitened, atol=1e-3)
     for position in (0, 7, 39):
-        best = index.search(whitened[position], 1)[0][0]
-        assert best.destination.id == f"p{position:04d}"
+        (best, _), *_ = ranked(index, whitened[position], 1)
+        assert best.id == f"p{position:04d}"
 
 
 def test_a_catalog_too_small_to_learn_from_is_searched_as_it_is(tmp_path):
@@ -471,5 +463,5 @@ def test_an_index_whose_whitening_keeps_fewer_directions_opens_and_finds_its_pho
     assert index.vectors.shape == (40, 3) and index.fingerprint.dim > 3
     for photo in ("p0000.jpg", "p0017.jpg", "p0039.jpg"):
         query = extractor.embed(extractor.preprocess(catalog_dir / photo)[None]).vectors
-        (best, *_), *_ = index.search(index.prepare_queries(query), 3)
-        assert best.destination.image == photo
+        (best, _), *_ = ranked(index, index.prepare_queries(query), 3)
+        assert best.image == photo
