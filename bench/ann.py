@@ -6,8 +6,9 @@ Run from the repository root::
     python -m bench.ann --sizes 100k --kinds ivfpq   # a quick run
     python -m bench.ann --sizes 100k --sweep         # recall and speed for other nprobe / efSearch / re-rank depths
 
-The vectors (`bench.ann_data`): the default fingerprint (2688-d) of every photo in ../shared/datasets, in the
-catalog's whitened space, spread over a base of N rows filled with synthetic distractors of the same spectrum;
+The vectors (`bench.ann_data`): the default fingerprint of every photo in ../shared/datasets, in the space the
+index searches (the catalog's default whitening: 896-d), spread over a base of N rows filled with synthetic
+distractors of the same spectrum;
 the queries are 500 held-out real photos. Everything heavy is cached in ``--cache`` (base matrices as float16
 files, exact neighbours, built indexes), so a rerun only measures.
 
@@ -35,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.ann_data import DEFAULT_CACHE, NoRealPhotos, bench_data, exact_neighbours
+from bench.ann_data import DEFAULT_CACHE, NoRealPhotos, bench_data, exact_neighbours, real_split
 from bench.common import (
-    FINGERPRINT_DIM,
     available_memory_bytes,
     metric,
     parse_sizes,
@@ -189,18 +189,20 @@ def main() -> None:
     print_header("approximate search (FAISS) vs exact search, CPU")
     import faiss
 
-    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} OpenMP threads; k={K}, dim={FINGERPRINT_DIM}")
+    try:
+        real, queries = real_split(args.cache, args.seed)
+    except NoRealPhotos as error:
+        raise SystemExit(f"skipped: no real descriptors to start from: {error}") from None
+    dim = real.shape[1]
+    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} OpenMP threads; k={K}, dim={dim}")
     rows, sweep_rows = [], []
     headline: dict[tuple[int, str], tuple[float, float]] = {}  # (size, kind) -> (recall, speed-up at batch 1)
     for size in sizes:
-        reason = skip_reason(size, FINGERPRINT_DIM, args.cache)
+        reason = skip_reason(size, dim, args.cache)
         if reason:
             print(reason)
             continue
-        try:
-            data = bench_data(size, args.cache, args.seed)
-        except NoRealPhotos as error:
-            raise SystemExit(f"skipped: no real descriptors to start from: {error}") from None
+        data = bench_data(size, real, queries, args.cache, args.seed)
         label = size_label(size)
         print(f"N={label}: {data.description}")
         truth = exact_neighbours(data.base, data.queries, data.base_path)
@@ -210,7 +212,7 @@ def main() -> None:
             exact_ms, exact_batch = float("nan"), float("nan")
         else:
             exact_ms, exact_batch = exact
-        rows.append([label, "exact", "-", 1.0, exact_ms, float("nan"), exact_batch, 4 * FINGERPRINT_DIM, 0, "-"])
+        rows.append([label, "exact", "-", 1.0, exact_ms, float("nan"), exact_batch, 4 * dim, 0, "-"])
         for kind in kinds:
             folder = args.cache / f"ann-{kind}-{data.base_path.stem}"
             ann, build_s = built_index(data.base, kind, folder, args.rebuild)
@@ -219,9 +221,7 @@ def main() -> None:
             p = ann.params
             setting = f"nprobe={p.nprobe}/{p.nlist}" if kind == "ivfpq" else f"M={p.hnsw_m} ef={p.ef_search}"
             speeds = [m.batch1_ms, m.batch1_p95, m.batch32_ms_per_query]
-            rows.append(
-                [label, kind, f"{setting} rerank={p.rerank}", m.recall, *speeds, ram, 2 * FINGERPRINT_DIM, build_s]
-            )
+            rows.append([label, kind, f"{setting} rerank={p.rerank}", m.recall, *speeds, ram, 2 * dim, build_s])
             print(f"N={label} {kind}: recall@10 {m.recall:.3f}, {m.batch1_ms:.2f} ms/query, built in {build_s:.0f}s")
             headline[(size, kind)] = (m.recall, exact_ms / m.batch1_ms)
             if args.sweep:

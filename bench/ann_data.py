@@ -5,8 +5,9 @@ extraction (about a minute), the distractors (about 10 s per 100k) and the exact
 
 * **Real descriptors**: every photo in ``../shared/datasets/*/images`` (about 2,950), fingerprinted by the default
   backbone with `recommender.pipeline.embed_paths`, then put in the space the index searches: the catalog's
-  partial whitening (`recommender.refine`), learned on the real base photos. DBA is left out: the index skips it
-  above 100,000 photos (`refine.MAX_DBA_PHOTOS`), which is every size this bench runs.
+  whitening as `wanderlens index` learns it by default (`refine.DEFAULT_REFINE`: partial, keeping 768 directions,
+  so 896-d with the colour), learned on the real base photos. DBA is left out: the index skips it above 100,000
+  photos (`refine.MAX_DBA_PHOTOS`), which is every size this bench runs.
 * **Queries**: ``QUERIES`` real descriptors chosen at random and kept out of the base.
 * **Distractors** fill the base up to N, half of each kind, unit-normalised, stored as float16:
   - *scenes*: a Gaussian with the real base's mean and its top ``RANK`` principal directions (their variances),
@@ -86,11 +87,11 @@ def real_descriptors(cache: Path, datasets: Path = SHARED_DATASETS) -> tuple[np.
 
 def split_real(raw: np.ndarray, tail: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(base, queries) in the searched space: the whitening is learned on the base photos only."""
-    from recommender.refine import Whitening, unit
+    from recommender.refine import DEFAULT_REFINE, Whitening, unit
 
     order = np.random.default_rng(seed).permutation(len(raw))
     query_rows, base_rows = order[:QUERIES], order[QUERIES:]
-    whitening = Whitening.learn(raw[base_rows], "partial", passthrough=tail)
+    whitening = Whitening.learn(raw[base_rows], DEFAULT_REFINE.whitening, passthrough=tail, keep=DEFAULT_REFINE.dims)
     space = whitening.apply if whitening is not None else unit
     return space(raw[base_rows]), space(raw[query_rows])
 
@@ -165,9 +166,13 @@ def exact_neighbours(base: np.ndarray, queries: np.ndarray, path: Path, k: int =
     return truth
 
 
-def bench_data(size: int, cache: Path, seed: int) -> BenchData:
+def real_split(cache: Path, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(base photos, queries) of the real descriptors, in the searched space."""
     raw, tail = real_descriptors(cache)
-    real, queries = split_real(raw, tail, seed)
+    return split_real(raw, tail, seed)
+
+
+def bench_data(size: int, real: np.ndarray, queries: np.ndarray, cache: Path, seed: int) -> BenchData:
     base, path = base_matrix(size, real, cache, seed)
     real_in_base = min(len(real), size)
     description = (
