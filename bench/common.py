@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 # see what runs without them). The tests read the same.
 SHARED_DATASETS = Path(os.environ.get("WANDERLENS_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
 FINGERPRINT_DIM = 2688  # the default fingerprint: 2 bands x 1280 + 128 colour bins
+SEARCHED_DIM = 896  # what the index searches by default: 768 whitened directions + the 128 colour bins
 
 
 def quiet_tensorflow() -> None:

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from bench.common import (
-    FINGERPRINT_DIM,
+    SEARCHED_DIM,
     available_memory_bytes,
     metric,
     parse_sizes,
@@ -48,7 +48,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10k,100k,1M", help="catalog sizes, k/M suffixes (default: %(default)s)")
     parser.add_argument("--float16-sizes", default="1M", help="sizes also run as float16; '' for none (default: 1M)")
-    parser.add_argument("--dim", type=int, default=FINGERPRINT_DIM, help="vector dimension (default: %(default)s)")
+    parser.add_argument(
+        "--dim", type=int, default=SEARCHED_DIM, help="vector dimension (default: %(default)s, what the index searches)"
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per measurement (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
