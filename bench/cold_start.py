@@ -2,7 +2,7 @@
 
 python -m bench.cold_start [--sizes 100k,1M] [--folder /tmp/wanderlens-cold-start]
 
-Writes a synthetic index version per size once (random unit vectors of the default fingerprint's size, names,
+Writes a synthetic index version per size once (random unit vectors of the size the index searches, names,
 countries, coordinates; float32 as `wanderlens index` writes them) and keeps it for later runs; then, in a fresh
 process each time, times `open_index` and the first and second search. "cold" first drops the file from the page
 cache (posix_fadvise DONTNEED), as after a reboot; "warm" is a restart with the file still cached. The model's
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bench.common import FINGERPRINT_DIM, print_header, print_load_after
+from bench.common import SEARCHED_DIM, print_header, print_load_after
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
 CHUNK = 65_536
@@ -34,7 +34,7 @@ def write_index(folder: Path, size: int, dim: int) -> Path:
     from recommender.fingerprint import BackboneFingerprint
     from recommender.index import CURRENT_FILE, INDEX_FORMAT, VERSIONS_DIR, IndexManifest
 
-    version = f"synthetic-{size}"
+    version = f"synthetic-{size}-{dim}d"
     target = folder / VERSIONS_DIR / version
     if (folder / CURRENT_FILE).exists() and (target / "manifest.json").exists():
         return folder
@@ -103,7 +103,7 @@ def main() -> None:
     print_header("worker cold start: opening a memory-mapped index")
     for name in args.sizes.split(","):
         size = SIZES[name.strip()]
-        folder = write_index(args.folder / name.strip(), size, FINGERPRINT_DIM)
+        folder = write_index(args.folder / name.strip(), size, SEARCHED_DIM)
         for state in ("cold", "warm"):
             if state == "cold":
                 for path in folder.rglob("*.npy"):
