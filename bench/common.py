@@ -13,12 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from recommender.refine import WHITENING_DIMS
+
 REPO = Path(__file__).resolve().parent.parent
 # The dev photos beside the checkout; WANDERLENS_SHARED_DATASETS points elsewhere (a worktree, or an empty folder to
 # see what runs without them). The tests read the same.
 SHARED_DATASETS = Path(os.environ.get("WANDERLENS_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
-FINGERPRINT_DIM = 2688  # the default fingerprint: 2 bands x 1280 + 128 colour bins
-SEARCHED_DIM = 896  # what the index searches by default: 768 whitened directions + the 128 colour bins
+COLOUR_BINS = 128
+FINGERPRINT_DIM = 2 * 1280 + COLOUR_BINS  # the default fingerprint: 2 bands of efficientnet-lite0 + colour
+SEARCHED_DIM = WHITENING_DIMS + COLOUR_BINS  # what the index searches by default: the whitening's kept directions
 
 
 def quiet_tensorflow() -> None:

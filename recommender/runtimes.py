@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from recommender.errors import BadInput
+from recommender.search import has_accelerator
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,6 @@ def check_runtime(name: str) -> str:
     return name
 
 
-def _has_gpu() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
 def cpu_computes_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU has bfloat16 instructions. Without them bfloat16 is emulated, slower than float32."""
     try:
@@ -75,6 +70,11 @@ def _runs_here(runtime: str) -> bool:
     return interpreter_class() is not None
 
 
+def _runs_well_on_this_cpu(runtime: str) -> bool:
+    """bfloat16 only where the CPU computes it (emulated, it is slower than float32); the others where they run."""
+    return cpu_computes_bfloat16() if runtime == TENSORFLOW_BF16 else _runs_here(runtime)
+
+
 def resolve_runtime(name: str, *, index_runtime: str | None = None) -> str:
     """What runs the network. A name other than `auto` is kept as it is: a mismatch with the index must be seen.
 
@@ -87,21 +87,19 @@ def resolve_runtime(name: str, *, index_runtime: str | None = None) -> str:
     if name != AUTO:
         return name
     if index_runtime in RUNTIMES and _runs_here(index_runtime):
-        if index_runtime in LITERT_RUNTIMES and _has_gpu():
+        if index_runtime in LITERT_RUNTIMES and has_accelerator():
             logger.warning(
                 "the index was built with %s, a CPU runtime, so the GPU is not used; to use it, rebuild the index "
                 "with `wanderlens index --runtime tensorflow`",
                 index_runtime,
             )
-        elif index_runtime == TENSORFLOW_BF16 and not _has_gpu() and not cpu_computes_bfloat16():
+        elif index_runtime == TENSORFLOW_BF16 and not has_accelerator() and not cpu_computes_bfloat16():
             logger.warning(
                 "the index was built with %s, but this CPU has no bfloat16 instructions, so it runs slower than "
                 "float32; rebuild the index with `wanderlens index --runtime tensorflow` to serve it faster here",
                 index_runtime,
             )
         return index_runtime
-    if _has_gpu():
+    if has_accelerator():
         return TENSORFLOW
-    if CPU_DEFAULT == TENSORFLOW_BF16:
-        return TENSORFLOW_BF16 if cpu_computes_bfloat16() else TENSORFLOW
-    return CPU_DEFAULT if _runs_here(CPU_DEFAULT) else TENSORFLOW
+    return CPU_DEFAULT if _runs_well_on_this_cpu(CPU_DEFAULT) else TENSORFLOW

@@ -51,7 +51,7 @@ def test_no_cpuinfo_means_no_bfloat16(tmp_path: Path) -> None:
 
 
 def test_auto_serves_an_index_with_its_own_runtime(monkeypatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(runtimes, "_has_gpu", lambda: False)
+    monkeypatch.setattr(runtimes, "has_accelerator", lambda: False)
     monkeypatch.setattr(runtimes, "cpu_computes_bfloat16", lambda: True)
     # A new index on a CPU with bfloat16 instructions: the CPU default, which passed the split rule.
     assert runtimes.resolve_runtime("auto") == runtimes.CPU_DEFAULT == "tensorflow-bf16"
@@ -71,7 +71,7 @@ def test_auto_serves_an_index_with_its_own_runtime(monkeypatch, caplog: pytest.L
     assert "no bfloat16 instructions" in caplog.text and "--runtime tensorflow" in caplog.text
     caplog.clear()
 
-    monkeypatch.setattr(runtimes, "_has_gpu", lambda: True)
+    monkeypatch.setattr(runtimes, "has_accelerator", lambda: True)
     assert runtimes.resolve_runtime("auto") == "tensorflow"
     with caplog.at_level("WARNING", logger="recommender.runtimes"):
         assert runtimes.resolve_runtime("auto", index_runtime="tensorflow-bf16") == "tensorflow-bf16"
@@ -79,7 +79,7 @@ def test_auto_serves_an_index_with_its_own_runtime(monkeypatch, caplog: pytest.L
         assert runtimes.resolve_runtime("auto", index_runtime="tflite-int8") == "tflite-int8"
     assert "the GPU is not used" in caplog.text and "--runtime tensorflow" in caplog.text
 
-    monkeypatch.setattr(runtimes, "_has_gpu", lambda: False)
+    monkeypatch.setattr(runtimes, "has_accelerator", lambda: False)
     monkeypatch.setattr(runtimes, "cpu_computes_bfloat16", lambda: True)
     monkeypatch.setattr(litert, "interpreter_class", lambda: None)  # no LiteRT here: a Keras runtime serves it
     assert runtimes.resolve_runtime("auto", index_runtime="tflite-int8") == "tensorflow-bf16"
