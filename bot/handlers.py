@@ -36,6 +36,7 @@ from bot.settings import BotSettings
 from contract import codec, keys
 from contract import messages as m
 from contract.client import ChatBusy, JobClient, QueueFull
+from contract.outage import REDIS_DOWN, RedisOutage
 from recommender.geo import parse_region, valid_location
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Services:
     photos: CatalogPhotos
     rate_limit: PhotoRateLimit
     translator: Translator
+    outage: RedisOutage
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
@@ -443,7 +445,7 @@ async def _recommend(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: L
     message = update.effective_message
     if chat is None or user is None or message is None:
         return
-    if not await svc.rate_limit.allow(user.id):
+    if not await _within_rate_limit(svc, user.id):
         await message.reply_text(lang.gettext(texts.RATE_LIMITED))
         return
     media: PhotoSize | Document | None = source.photo[-1] if source.photo else source.document
@@ -457,7 +459,7 @@ async def _recommend(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: L
     near, region = await _scope(svc, user.id, chat.id)
     request = m.Recommend(svc.settings.album_size, file_unique_id=media.file_unique_id, near=near, region=region)
     photo_bytes: bytes | None = None
-    if not await svc.jobs.has_cached_photo(media.file_unique_id):
+    if not await _worker_has_photo(svc, media.file_unique_id):
         photo_bytes = bytes(await (await media.get_file()).download_as_bytearray())
     outcome = await _ask(update, context, lang, request, photo_bytes)
     if isinstance(outcome, m.Failure) and outcome.code is m.ErrorCode.PHOTO_GONE:
@@ -467,6 +469,27 @@ async def _recommend(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: L
     await _show(update, context, lang, outcome)
 
 
+async def _within_rate_limit(svc: Services, user_id: int) -> bool:
+    """The user's photo budget; with Redis down nothing can be counted, and the photo waits for Redis anyway
+    (``_ask``, within ``RedisOutage``'s limits), so it is let through rather than refused for the outage."""
+    try:
+        return await svc.rate_limit.allow(user_id)
+    except REDIS_DOWN as error:
+        logger.warning("could not count user %s's photos (%s); letting this one through", user_id, error)
+        return True
+
+
+async def _worker_has_photo(svc: Services, file_unique_id: str) -> bool:
+    """Whether the photo need not be downloaded and sent; when Redis cannot say, it is sent."""
+    try:
+        return await svc.jobs.has_cached_photo(file_unique_id)
+    except REDIS_DOWN:
+        return False
+
+
+RESENDS_AFTER_OUTAGE = 3  # a Redis that keeps going away again is down, not restarting
+
+
 async def _ask(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
@@ -474,25 +497,46 @@ async def _ask(
     request: m.Request,
     photo_bytes: bytes | None = None,
 ) -> m.Outcome | None:
-    """Send one job and wait for its outcome; None when there is none, and the user was told why already."""
+    """Send one job and wait for its outcome; None when there is none, and the user was told why already.
+
+    When Redis cannot be reached the job waits for it (``RedisOutage``: bounded in number, bytes and time) and is
+    sent again, as the same job, once Redis answers.
+    """
     svc = services(context)
     chat, user, message = update.effective_chat, update.effective_user, update.effective_message
     if chat is None or user is None:
         return None
-    job = m.Job.new(
-        request, chat_id=chat.id, user_id=user.id, reply_to=svc.jobs.instance, timeout=svc.settings.reply_timeout_s
-    )
-    try:
-        # A little longer than the job's deadline, so that the worker's own "too late" reply can arrive.
-        reply = await svc.jobs.request(job, photo_bytes, timeout=svc.settings.reply_timeout_s + 2)
-        return reply.outcome
-    except QueueFull:
-        problem = texts.BUSY
-    except ChatBusy:
-        problem = texts.STILL_WORKING
-    except TimeoutError:
-        logger.warning("job %s (%s) for chat %s: no reply in time", job.id, job.kind, chat.id)
-        problem = texts.TIMED_OUT
+    timeout = svc.settings.reply_timeout_s
+    job = m.Job.new(request, chat_id=chat.id, user_id=user.id, reply_to=svc.jobs.instance, timeout=timeout)
+    told_to_wait = False
+
+    async def tell_to_wait() -> None:
+        nonlocal told_to_wait
+        if not told_to_wait and message is not None:
+            told_to_wait = True
+            await message.reply_text(lang.gettext(texts.WAITING_FOR_BACKEND))
+
+    for resends in range(RESENDS_AFTER_OUTAGE + 1):
+        try:
+            # A little longer than the job's deadline, so that the worker's own "too late" reply can arrive.
+            reply = await svc.jobs.request(job, photo_bytes, timeout=timeout + 2)
+            return reply.outcome
+        except QueueFull:
+            problem = texts.BUSY
+        except ChatBusy:
+            problem = texts.STILL_WORKING
+        except TimeoutError:
+            logger.warning("job %s (%s) for chat %s: no reply in time", job.id, job.kind, chat.id)
+            problem = texts.TIMED_OUT
+        except REDIS_DOWN as error:
+            logger.warning("job %s (%s) for chat %s: redis unreachable (%s)", job.id, job.kind, chat.id, error)
+            problem = texts.BACKEND_DOWN
+            if resends < RESENDS_AFTER_OUTAGE and await svc.outage.wait_until_back(
+                len(photo_bytes or b""), on_still_down=tell_to_wait
+            ):
+                job = job.resent(timeout)
+                continue
+        break
     if update.callback_query is not None:
         await update.callback_query.answer(lang.gettext(problem), show_alert=True)
     elif message is not None:
@@ -563,9 +607,12 @@ async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> N
     logger.error("exception while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         svc: Services | None = context.bot_data.get("services")
+        # Commands that only store a setting (/language, /nearby, /where) do not wait for a Redis that is down:
+        # the user can say it again in a minute, and is told so.
+        problem = texts.BACKEND_DOWN if isinstance(context.error, REDIS_DOWN) else texts.INTERNAL_ERROR
         # Not user_lang: Redis may be what failed. The app's language is right for nearly everyone; before
         # post_init there is no translator, and the msgid is the English sentence.
-        sorry = app_lang(update, svc.translator).gettext(texts.INTERNAL_ERROR) if svc else texts.INTERNAL_ERROR
+        sorry = app_lang(update, svc.translator).gettext(problem) if svc else problem
         try:
             await context.bot.send_message(update.effective_chat.id, sorry)
         except TelegramError:

@@ -27,6 +27,7 @@ from bot.ratelimit import PhotoRateLimit
 from bot.settings import BotSettings
 from contract.client import ClientLimits, JobClient
 from contract.connect import connect
+from contract.outage import OutageLimits, RedisOutage
 from recommender.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,14 @@ def build_application(settings: BotSettings) -> Application:
             photos=CatalogPhotos(settings.catalog_dir, redis),
             rate_limit=PhotoRateLimit(redis, per_minute=settings.photos_per_minute),
             translator=translator,
+            outage=RedisOutage(
+                redis,
+                OutageLimits(
+                    max_waiting=settings.outage_max_waiting,
+                    max_bytes=settings.outage_max_mb * 1024 * 1024,
+                    wait_s=settings.outage_wait_s,
+                ),
+            ),
         )
         await set_commands(application.bot, translator)
         logger.info("bot @%s ready (reply list %s)", application.bot.username, instance)
@@ -106,6 +115,7 @@ def build_application(settings: BotSettings) -> Application:
         services = application.bot_data.get("services")
         if services is not None:
             await services.jobs.close()
+            await services.outage.close()
 
     async def post_shutdown(application: Application) -> None:
         services = application.bot_data.get("services")

@@ -28,6 +28,11 @@ class BotSettings(RedisSettings):
     max_queue: int = Field(200, ge=1, description="Queued jobs beyond which users are told the bot is busy.")
     photos_per_minute: int = Field(10, ge=1, le=600, description="Photos one user may send per minute.")
     photo_ttl_s: int = Field(300, ge=10, description="How long a submitted photo waits in Redis for a worker.")
+    outage_wait_s: float = Field(
+        60.0, ge=0, le=600, description="How long a request waits for Redis to come back when it is down (0: not)."
+    )
+    outage_max_waiting: int = Field(32, ge=0, description="Requests that may wait for Redis at once.")
+    outage_max_mb: int = Field(64, ge=0, description="Photo megabytes the requests waiting for Redis may hold.")
     bot_instance: str = Field(
         default_factory=lambda: f"{socket.gethostname()}", description="Name of this bot process's reply list."
     )

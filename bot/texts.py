@@ -75,6 +75,9 @@ GROUP_PHOTO_HINT: Final = N_(
 LIKE_USAGE: Final = N_("Usage: /like 2 — likes the 2nd place of the last album.")
 # The error handler's reply: something broke in the bot itself, not in the user's request.
 INTERNAL_ERROR: Final = N_("Sorry, something went wrong on my side. Please try again.")
+# Translators: the bot's database is restarting; the user's request waits and will be answered.
+WAITING_FOR_BACKEND: Final = N_("I'm restarting part of myself — I'll answer this as soon as I'm back.")
+BACKEND_DOWN: Final = N_("Sorry, I can't reach my database right now. Please try again in a few minutes.")
 
 # --- photos the worker refuses: one sentence per UnsupportedImage.reason (recommender/images.py) --------------------
 

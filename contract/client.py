@@ -118,12 +118,15 @@ class JobClient:
         return future
 
     async def request(self, job: m.Job, photo: bytes | None = None, *, timeout: float) -> m.Reply:
-        """Submit and wait; raises QueueFull, ChatBusy, or TimeoutError when no worker answered in time.
+        """Submit and wait; raises QueueFull, ChatBusy, TimeoutError when no worker answered in time, or one of
+        ``contract.outage.REDIS_DOWN`` when Redis cannot be reached (then ``job.resent`` may be requested again).
 
         One job per chat at a time: a user hammering the bot queues nothing until the previous answer is out.
         """
         lock = keys.inflight(job.chat_id)
-        if not await self.redis.set(lock, job.id, nx=True, ex=max(1, int(timeout) + 1)):
+        # The same job again (``Job.resent`` after Redis came back) may find its own lock, left when Redis went.
+        locked = await self.redis.set(lock, job.id, nx=True, ex=max(1, int(timeout) + 1))
+        if not locked and await self.redis.get(lock) not in (job.id, job.id.encode()):
             raise ChatBusy(f"chat {job.chat_id} already has a job in flight")
         try:
             future = await self.submit(job, photo)

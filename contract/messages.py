@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 DEFAULT_PAGE = 5
@@ -162,6 +162,11 @@ class Job:
 
     def expired(self, now: float | None = None) -> bool:
         return (now if now is not None else time.time()) > self.deadline
+
+    def resent(self, timeout: float) -> Job:
+        """The same job with a new deadline, to submit again after Redis came back: the id is kept, so a worker
+        that got the first submission too answers only once."""
+        return replace(self, deadline=time.time() + timeout)
 
 
 # --------------------------------------------------------------------------------------------- outcomes

@@ -234,6 +234,15 @@ class Worker:
                 except (RedisConnectionError, RedisTimeoutError) as error:
                     await backoff.wait(error, logger)
                     continue
+                except ResponseError as error:
+                    if not str(error).startswith("NOGROUP"):
+                        raise
+                    # Redis came back without its data (no persistence, or REDIS_URL names another server now):
+                    # the jobs it held are gone, and their senders are told so by their own timeouts.
+                    logger.warning("the job stream's consumer group is gone (%s); creating it again", error)
+                    with contextlib.suppress(RedisConnectionError, RedisTimeoutError):  # the next read waits it out
+                        await self._ensure_group()
+                    continue
                 if not deliveries:
                     if burst:
                         break

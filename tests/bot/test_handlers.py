@@ -22,6 +22,7 @@ from bot.settings import BotSettings
 from contract import codec, keys
 from contract import messages as m
 from contract.client import ChatBusy, QueueFull
+from contract.outage import RedisOutage
 
 CHAT_ID = USER_ID = 4242
 
@@ -202,6 +203,7 @@ def harness(translator: Translator, redis: Redis, catalog: Path) -> Iterator[Har
         photos=CatalogPhotos(catalog, redis),
         rate_limit=PhotoRateLimit(redis, per_minute=10),
         translator=translator,
+        outage=RedisOutage(redis),
     )
     yield Harness(translator, redis, jobs, log, StubBot(log), services)
 

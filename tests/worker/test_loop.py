@@ -400,6 +400,48 @@ async def test_worker_and_client_wait_out_a_redis_that_is_not_up_yet(tmp_path: P
             server.stop()
 
 
+async def test_a_worker_serves_on_when_redis_comes_back_empty(tmp_path: Path, colour_index: Path) -> None:
+    """A Redis restarted without its data (no persistence, or REDIS_URL now names another server): the job stream
+    and its consumer group are gone, and the worker makes them again instead of dying on NOGROUP."""
+    from contract.connect import connect
+    from tests.redis_server import start_redis
+
+    server = start_redis(tmp_path / "redis")
+    extractor = ColourExtractor()
+    index = open_index(colour_index, expected=extractor.fingerprint, placement="host")
+    redis = connect(server.url)
+    worker = Worker(
+        redis=redis,
+        extractor=extractor,
+        index=index,
+        options=WorkerOptions(consumer=f"{socket.gethostname()}-empty", heartbeat_s=0.5),
+    )
+    task = asyncio.create_task(worker.run())
+    client = JobClient(redis, instance="test-bot")  # where recommend_job asks for replies
+    await client.start()
+    try:
+        first = await client.request(recommend_job(chat_id=1), photo_bytes((40, 90, 200)), timeout=10)
+        assert first.failure is None
+        server.stop()
+        await asyncio.sleep(1.0)  # the worker's reads fail meanwhile
+        server = start_redis(tmp_path / "redis", port=server.port)  # no persistence in tests: empty
+        assert not await redis.exists(keys.JOBS_STREAM)
+        reply = None
+        for _ in range(50):  # the first commands may meet a connection being re-established
+            with contextlib.suppress(RedisConnectionError):
+                reply = await client.request(recommend_job(chat_id=2), photo_bytes((200, 40, 40)), timeout=10)
+                break
+            await asyncio.sleep(0.2)
+        assert reply is not None and reply.failure is None and len(reply.outcome.items) == 5
+        assert not task.done()
+    finally:
+        await client.close()
+        worker.stop()
+        await asyncio.wait_for(task, 15)
+        await redis.aclose()
+        server.stop()
+
+
 async def test_sigterm_finishes_the_batch_in_hand_then_exits(
     client: JobClient, redis: Redis, redis_server: RedisServer, colour_index: Path
 ) -> None:

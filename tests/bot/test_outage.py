@@ -1,0 +1,112 @@
+"""The bot while its Redis is down, end to end: the unmodified Application polling the Bot API stand-in, the real
+worker (with the quick colour extractor, so that no shared photos are needed), and a Redis server of this test's
+own that it stops and starts again empty."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from bot import texts
+from bot.i18n import Lang, Translator
+from contract.connect import connect
+from contract.outage import NOTICE_AFTER_S
+from recommender.catalog import load_catalog
+from recommender.index_build import build_index
+from tests.redis_server import RedisServer, start_redis
+from tests.system import running_system
+from tests.worker.fakes import ColourExtractor, colour_catalog, photo_bytes
+
+
+@pytest.fixture(scope="module")
+def en() -> Lang:
+    return Translator.load().default
+
+
+@pytest.fixture(scope="module")
+def colour_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("colour-site")
+    catalog = colour_catalog(folder / "catalog", 40)
+    build_index(load_catalog(catalog), ColourExtractor(), folder / "index", progress=False)  # type: ignore[arg-type]
+    return catalog, folder / "index"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    running = start_redis(tmp_path / "redis")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def redis(server: RedisServer) -> AsyncIterator[Redis]:
+    client = connect(server.url)
+    yield client
+    await client.aclose()
+
+
+def system(redis: Redis, server: RedisServer, colour_site: tuple[Path, Path], **overrides: object):
+    catalog, index = colour_site
+    return running_system(
+        redis=redis, redis_server=server, catalog=catalog, index_dir=index, extractor=ColourExtractor(), **overrides
+    )  # type: ignore[arg-type]
+
+
+async def restart_after(server: RedisServer, seconds: float) -> None:
+    """Start ``server`` again on its port, without its data (test servers keep none)."""
+    await asyncio.sleep(seconds)
+    server.process = (await asyncio.to_thread(start_redis, server.folder, port=server.port)).process
+
+
+async def test_a_photo_sent_while_redis_restarts_is_answered_once_it_is_back(
+    redis: Redis, server: RedisServer, colour_site: tuple[Path, Path], en: Lang
+) -> None:
+    async with system(redis, server, colour_site) as running:
+        alice, chat = running.cast.users[0], running.cast.private_chats[0]
+        album, _ = await running.photo(chat, alice, photo_bytes((40, 90, 200)))
+        assert album.kind == "media_group"
+
+        # Back within the moment a restart takes: no message about it, just the answer.
+        server.stop()
+        restarting = asyncio.create_task(restart_after(server, 0.5))
+        album, follow_up = await running.photo(chat, alice, photo_bytes((200, 40, 40)))
+        await restarting
+        assert album.kind == "media_group" and len(album.items) == 5
+        assert follow_up.buttons
+
+        # Down for longer: the user is told the answer will come, then it comes; Redis came back empty, and the
+        # worker made its stream and consumer group again.
+        server.stop()
+        running.stand_in.mark(chat)
+        running.stand_in.send_photo(chat, alice, photo_bytes((40, 200, 40)))
+        (notice,) = await running.stand_in.wait_for_bot_messages(chat, 1, timeout=NOTICE_AFTER_S + 10)
+        assert notice.text == en.gettext(texts.WAITING_FOR_BACKEND)
+        await restart_after(server, 0)
+        _, album, follow_up = await running.stand_in.wait_for_bot_messages(chat, 3, timeout=30)
+        assert album.kind == "media_group" and len(album.items) == 5
+        assert follow_up.buttons
+
+
+async def test_past_the_wait_the_user_is_told_to_try_again_and_settings_say_so_at_once(
+    redis: Redis, server: RedisServer, colour_site: tuple[Path, Path], en: Lang
+) -> None:
+    async with system(redis, server, colour_site, outage_wait_s=1.0) as running:
+        alice, chat = running.cast.users[0], running.cast.private_chats[0]
+        server.stop()
+        try:
+            (sorry,) = await running.photo(chat, alice, photo_bytes((40, 90, 200)), replies=1)
+            assert sorry.text == en.gettext(texts.BACKEND_DOWN)
+            # A setting is stored by the bot itself, which does not wait for Redis: it says so instead of the
+            # generic apology.
+            (sorry,) = await running.say(chat, alice, "/language de", replies=1)
+            assert sorry.text == en.gettext(texts.BACKEND_DOWN)
+            await asyncio.sleep(0.5)
+            assert len(running.stand_in.bot_messages(chat)) == 2, "one answer each, nothing more"
+        finally:
+            await restart_after(server, 0)
+        (done,) = await running.say(chat, alice, "/language de", replies=1)
+        assert "Deutsch" in (done.text or "")
