@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import SHARED_DATASETS, print_header, print_load_after, print_table
+from bot.texts import WAITING_FOR_BACKEND
 from playground.page_client import PageClient
 
 TRAVEL_PHOTOS = SHARED_DATASETS / "travel-photos"
@@ -119,12 +120,13 @@ def query_photos(catalog: list[Path], count: int) -> list[bytes]:
 
 
 def is_answer(message: dict) -> bool:
-    """An album, or a text from the bot without buttons (an apology); the 👍 message belongs to its album."""
+    """An album, or a text from the bot without buttons (an apology); the 👍 message belongs to its album, and
+    "I'll answer this as soon as I'm back" (Redis down for a while) promises an answer rather than being one."""
     if message["from"] != "bot":
         return False
     if message["kind"] in ("media_group", "photo"):
         return True
-    return message["kind"] == "text" and not message["keyboard"]
+    return message["kind"] == "text" and not message["keyboard"] and message.get("text") != WAITING_FOR_BACKEND
 
 
 def answers_per_photo(messages: list[dict]) -> dict[int, list[str]]:
