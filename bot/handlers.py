@@ -82,12 +82,15 @@ async def user_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Lang:
     user = update.effective_user
     if user is None:
         return svc.translator.default
+    stored = None
     try:
-        stored = await svc.redis.get(keys.user_language(user.id))
+        if not svc.outage.down:
+            stored = await svc.redis.get(keys.user_language(user.id))
     except RedisError as error:
         # A setting, not the request: /help or a photo should not fail because Redis blinked.
         logger.warning("could not read user %s's language (%s); using their app's", user.id, error)
-        stored = None
+        if isinstance(error, REDIS_DOWN):
+            svc.outage.noticed()
     if stored:
         return svc.translator.for_language(stored.decode() if isinstance(stored, bytes) else str(stored))
     return svc.translator.for_language(user.language_code)
@@ -282,12 +285,16 @@ async def where_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 async def _scope(svc: Services, user_id: int | None, chat_id: int | None) -> tuple[m.Location | None, str]:
     """The user's shared location and the chat's /where region, as stored; a Redis blink means neither."""
+    if svc.outage.down:
+        return None, ""
     try:
         raw_location = await svc.redis.get(keys.user_location(user_id)) if user_id is not None else None
         raw_region = await svc.redis.get(keys.chat_region(chat_id)) if chat_id is not None else None
         near = codec.location_from_json(raw_location) if raw_location else None
     except (RedisError, codec.ProtocolError) as error:
         logger.warning("could not read the location or region (%s); ranking without them", error)
+        if isinstance(error, REDIS_DOWN):
+            svc.outage.noticed()
         return None, ""
     return near, raw_region.decode() if isinstance(raw_region, bytes) else (raw_region or "")
 
@@ -473,17 +480,19 @@ async def _within_rate_limit(svc: Services, user_id: int) -> bool:
     """The user's photo budget; with Redis down nothing can be counted, and the photo waits for Redis anyway
     (``_ask``, within ``RedisOutage``'s limits), so it is let through rather than refused for the outage."""
     try:
-        return await svc.rate_limit.allow(user_id)
+        return svc.outage.down or await svc.rate_limit.allow(user_id)
     except REDIS_DOWN as error:
         logger.warning("could not count user %s's photos (%s); letting this one through", user_id, error)
+        svc.outage.noticed()
         return True
 
 
 async def _worker_has_photo(svc: Services, file_unique_id: str) -> bool:
     """Whether the photo need not be downloaded and sent; when Redis cannot say, it is sent."""
     try:
-        return await svc.jobs.has_cached_photo(file_unique_id)
+        return not svc.outage.down and await svc.jobs.has_cached_photo(file_unique_id)
     except REDIS_DOWN:
+        svc.outage.noticed()
         return False
 
 
@@ -516,7 +525,12 @@ async def _ask(
             told_to_wait = True
             await message.reply_text(lang.gettext(texts.WAITING_FOR_BACKEND))
 
-    for resends in range(RESENDS_AFTER_OUTAGE + 1):
+    problem = texts.BACKEND_DOWN
+    for _ in range(RESENDS_AFTER_OUTAGE + 1):
+        if svc.outage.down:
+            if not await svc.outage.wait_until_back(len(photo_bytes or b""), on_still_down=tell_to_wait):
+                break
+            job = job.resent(timeout)
         try:
             # A little longer than the job's deadline, so that the worker's own "too late" reply can arrive.
             reply = await svc.jobs.request(job, photo_bytes, timeout=timeout + 2)
@@ -530,12 +544,8 @@ async def _ask(
             problem = texts.TIMED_OUT
         except REDIS_DOWN as error:
             logger.warning("job %s (%s) for chat %s: redis unreachable (%s)", job.id, job.kind, chat.id, error)
-            problem = texts.BACKEND_DOWN
-            if resends < RESENDS_AFTER_OUTAGE and await svc.outage.wait_until_back(
-                len(photo_bytes or b""), on_still_down=tell_to_wait
-            ):
-                job = job.resent(timeout)
-                continue
+            svc.outage.noticed()
+            continue
         break
     if update.callback_query is not None:
         await update.callback_query.answer(lang.gettext(problem), show_alert=True)

@@ -5,8 +5,10 @@ user their photo. A request that meets Redis down waits for it to come back and 
 once. The wait is bounded three ways, because the requests wait in the bot's memory: how many wait at once, how many
 photo bytes they hold between them, and for how long. Past those limits the caller tells the user to try again.
 
-One probe per process pings Redis while anyone waits, so a thousand waiting requests cost one connection attempt
-every ``PROBE_PAUSE_S``, not a thousand.
+One probe per process pings Redis from the first failure until it answers, so a thousand waiting requests cost one
+connection attempt every ``PROBE_PAUSE_S``, not a thousand. While it runs (``down``), what can do without Redis
+(a stored language, the photo cache) skips it instead of meeting the same failure again: against a Redis that hangs,
+each meeting costs ``contract.connect.COMMAND_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,15 @@ class RedisOutage:
     def waiting(self) -> int:
         return self._waiting
 
+    @property
+    def down(self) -> bool:
+        """Whether Redis is known to be unreachable now: a command failed, and the probe has not reached it since."""
+        return self._probe is not None and not self._probe.done()
+
+    def noticed(self) -> None:
+        """A command failed for want of Redis: probe it, and count it ``down`` until it answers."""
+        self._probing()
+
     async def wait_until_back(
         self, held_bytes: int = 0, *, on_still_down: Callable[[], Awaitable[object]] | None = None
     ) -> bool:
@@ -91,8 +102,8 @@ class RedisOutage:
 
     async def _ping_until_back(self, back: asyncio.Event) -> None:
         started = time.monotonic()
-        logger.warning("redis is unreachable; %d request(s) wait for it", self._waiting)
-        while self._waiting:
+        logger.warning("redis is unreachable; requests wait for it (%d now)", self._waiting)
+        while True:
             try:
                 await asyncio.wait_for(self.redis.ping(), PROBE_TIMEOUT_S)
             except (*REDIS_DOWN, TimeoutError, OSError):
@@ -101,7 +112,6 @@ class RedisOutage:
             logger.warning("redis is back after %.1fs", time.monotonic() - started)
             back.set()
             return
-        logger.warning("redis still unreachable after %.1fs; nobody waits for it now", time.monotonic() - started)
 
     async def close(self) -> None:
         if self._probe is not None and not self._probe.done():

@@ -5,6 +5,7 @@ own that it stops and starts again empty."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 
 from bot import texts
 from bot.i18n import Lang, Translator
-from contract.connect import connect
+from contract.connect import COMMAND_TIMEOUT_S, connect
 from contract.outage import NOTICE_AFTER_S
 from recommender.catalog import load_catalog
 from recommender.index_build import build_index
@@ -110,3 +111,26 @@ async def test_past_the_wait_the_user_is_told_to_try_again_and_settings_say_so_a
             await restart_after(server, 0)
         (done,) = await running.say(chat, alice, "/language de", replies=1)
         assert "Deutsch" in (done.text or "")
+
+
+async def test_a_photo_sent_while_redis_hangs_is_answered_when_it_wakes(
+    redis: Redis, server: RedisServer, colour_site: tuple[Path, Path], en: Lang
+) -> None:
+    """A stopped server accepts connections and never answers (as one cut off without a reset does): each command
+    gives up after COMMAND_TIMEOUT_S, the first failure marks Redis down, and the request's other steps skip it."""
+    async with system(redis, server, colour_site) as running:
+        alice, chat = running.cast.users[0], running.cast.private_chats[0]
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            running.stand_in.mark(chat)
+            running.stand_in.send_photo(chat, alice, photo_bytes((40, 90, 200)))
+            # One timed-out command, then the wait: told well before the steps could time out one after another.
+            (notice,) = await running.stand_in.wait_for_bot_messages(
+                chat, 1, timeout=COMMAND_TIMEOUT_S + NOTICE_AFTER_S + 4
+            )
+            assert notice.text == en.gettext(texts.WAITING_FOR_BACKEND)
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        _, album, follow_up = await running.stand_in.wait_for_bot_messages(chat, 3, timeout=40)
+        assert album.kind == "media_group" and len(album.items) == 5
+        assert follow_up.buttons

@@ -110,3 +110,25 @@ async def test_the_same_job_sent_again_after_redis_came_back_is_not_busy_with_it
     with pytest.raises(REDIS_DOWN):
         await client.request(job.resent(30), timeout=0.5)
     await restart_after(server, 0)
+
+
+async def test_a_failure_counts_redis_down_until_the_probe_reaches_it(server: RedisServer, redis: Redis) -> None:
+    outage = RedisOutage(redis)
+    assert not outage.down
+    outage.noticed()  # a failure that was not one: the first ping says so
+    for _ in range(50):
+        if not outage.down:
+            break
+        await asyncio.sleep(0.05)
+    assert not outage.down
+    server.stop()
+    outage.noticed()
+    await asyncio.sleep(1.0)
+    assert outage.down, "nobody waits, and it still knows"
+    await restart_after(server, 0)
+    for _ in range(50):
+        if not outage.down:
+            break
+        await asyncio.sleep(0.1)
+    assert not outage.down
+    await outage.close()
