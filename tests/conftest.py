@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bench.common import SHARED_DATASETS
+from contract.connect import connect
 from recommender.ann import IndexKind
 from tests.redis_server import RedisServer, start_redis
 
@@ -28,6 +29,22 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_server.url)
     await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server for one test that stops it (and perhaps ``restart``s it): the shared one must stay up."""
+    server = start_redis(tmp_path / "own-redis")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def own_redis(own_redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """The product's client (``contract.connect``: its retries and timeouts) to ``own_redis_server``."""
+    client = connect(own_redis_server.url)
     yield client
     await client.aclose()
 

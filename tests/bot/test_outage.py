@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,11 @@ from redis.asyncio import Redis
 
 from bot import texts
 from bot.i18n import Lang, Translator
-from contract.connect import COMMAND_TIMEOUT_S, connect
+from contract.connect import COMMAND_TIMEOUT_S
 from contract.outage import NOTICE_AFTER_S
 from recommender.catalog import load_catalog
 from recommender.index_build import build_index
-from tests.redis_server import RedisServer, start_redis
+from tests.redis_server import RedisServer
 from tests.system import running_system
 from tests.worker.fakes import ColourExtractor, colour_catalog, photo_bytes
 
@@ -36,44 +35,34 @@ def colour_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return catalog, folder / "index"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    running = start_redis(tmp_path / "redis")
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-async def redis(server: RedisServer) -> AsyncIterator[Redis]:
-    client = connect(server.url)
-    yield client
-    await client.aclose()
-
-
-def system(redis: Redis, server: RedisServer, colour_site: tuple[Path, Path], **overrides: object):
+def system(own_redis: Redis, own_redis_server: RedisServer, colour_site: tuple[Path, Path], **overrides: object):
     catalog, index = colour_site
     return running_system(
-        redis=redis, redis_server=server, catalog=catalog, index_dir=index, extractor=ColourExtractor(), **overrides
+        redis=own_redis,
+        redis_server=own_redis_server,
+        catalog=catalog,
+        index_dir=index,
+        extractor=ColourExtractor(),
+        **overrides,
     )  # type: ignore[arg-type]
 
 
-async def restart_after(server: RedisServer, seconds: float) -> None:
-    """Start ``server`` again on its port, without its data (test servers keep none)."""
+async def restart_after(own_redis_server: RedisServer, seconds: float) -> None:
     await asyncio.sleep(seconds)
-    server.process = (await asyncio.to_thread(start_redis, server.folder, port=server.port)).process
+    await asyncio.to_thread(own_redis_server.restart)
 
 
 async def test_a_photo_sent_while_redis_restarts_is_answered_once_it_is_back(
-    redis: Redis, server: RedisServer, colour_site: tuple[Path, Path], en: Lang
+    own_redis: Redis, own_redis_server: RedisServer, colour_site: tuple[Path, Path], en: Lang
 ) -> None:
-    async with system(redis, server, colour_site) as running:
+    async with system(own_redis, own_redis_server, colour_site) as running:
         alice, chat = running.cast.users[0], running.cast.private_chats[0]
         album, _ = await running.photo(chat, alice, photo_bytes((40, 90, 200)))
         assert album.kind == "media_group"
 
         # Back within the moment a restart takes: no message about it, just the answer.
-        server.stop()
-        restarting = asyncio.create_task(restart_after(server, 0.5))
+        own_redis_server.stop()
+        restarting = asyncio.create_task(restart_after(own_redis_server, 0.5))
         album, follow_up = await running.photo(chat, alice, photo_bytes((200, 40, 40)))
         await restarting
         assert album.kind == "media_group" and len(album.items) == 5
@@ -81,23 +70,23 @@ async def test_a_photo_sent_while_redis_restarts_is_answered_once_it_is_back(
 
         # Down for longer: the user is told the answer will come, then it comes; Redis came back empty, and the
         # worker made its stream and consumer group again.
-        server.stop()
+        own_redis_server.stop()
         running.stand_in.mark(chat)
         running.stand_in.send_photo(chat, alice, photo_bytes((40, 200, 40)))
         (notice,) = await running.stand_in.wait_for_bot_messages(chat, 1, timeout=NOTICE_AFTER_S + 10)
         assert notice.text == en.gettext(texts.WAITING_FOR_BACKEND)
-        await restart_after(server, 0)
+        await restart_after(own_redis_server, 0)
         _, album, follow_up = await running.stand_in.wait_for_bot_messages(chat, 3, timeout=30)
         assert album.kind == "media_group" and len(album.items) == 5
         assert follow_up.buttons
 
 
 async def test_past_the_wait_the_user_is_told_to_try_again_and_settings_say_so_at_once(
-    redis: Redis, server: RedisServer, colour_site: tuple[Path, Path], en: Lang
+    own_redis: Redis, own_redis_server: RedisServer, colour_site: tuple[Path, Path], en: Lang
 ) -> None:
-    async with system(redis, server, colour_site, outage_wait_s=1.0) as running:
+    async with system(own_redis, own_redis_server, colour_site, outage_wait_s=1.0) as running:
         alice, chat = running.cast.users[0], running.cast.private_chats[0]
-        server.stop()
+        own_redis_server.stop()
         try:
             (sorry,) = await running.photo(chat, alice, photo_bytes((40, 90, 200)), replies=1)
             assert sorry.text == en.gettext(texts.BACKEND_DOWN)
@@ -108,19 +97,19 @@ async def test_past_the_wait_the_user_is_told_to_try_again_and_settings_say_so_a
             await asyncio.sleep(0.5)
             assert len(running.stand_in.bot_messages(chat)) == 2, "one answer each, nothing more"
         finally:
-            await restart_after(server, 0)
+            await restart_after(own_redis_server, 0)
         (done,) = await running.say(chat, alice, "/language de", replies=1)
         assert "Deutsch" in (done.text or "")
 
 
 async def test_a_photo_sent_while_redis_hangs_is_answered_when_it_wakes(
-    redis: Redis, server: RedisServer, colour_site: tuple[Path, Path], en: Lang
+    own_redis: Redis, own_redis_server: RedisServer, colour_site: tuple[Path, Path], en: Lang
 ) -> None:
     """A stopped server accepts connections and never answers (as one cut off without a reset does): each command
     gives up after COMMAND_TIMEOUT_S, the first failure marks Redis down, and the request's other steps skip it."""
-    async with system(redis, server, colour_site) as running:
+    async with system(own_redis, own_redis_server, colour_site) as running:
         alice, chat = running.cast.users[0], running.cast.private_chats[0]
-        server.process.send_signal(signal.SIGSTOP)
+        own_redis_server.process.send_signal(signal.SIGSTOP)
         try:
             running.stand_in.mark(chat)
             running.stand_in.send_photo(chat, alice, photo_bytes((40, 90, 200)))
@@ -130,7 +119,7 @@ async def test_a_photo_sent_while_redis_hangs_is_answered_when_it_wakes(
             )
             assert notice.text == en.gettext(texts.WAITING_FOR_BACKEND)
         finally:
-            server.process.send_signal(signal.SIGCONT)
+            own_redis_server.process.send_signal(signal.SIGCONT)
         _, album, follow_up = await running.stand_in.wait_for_bot_messages(chat, 3, timeout=40)
         assert album.kind == "media_group" and len(album.items) == 5
         assert follow_up.buttons

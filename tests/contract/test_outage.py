@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -13,64 +11,46 @@ from redis.asyncio import Redis
 from contract import keys
 from contract import messages as m
 from contract.client import ChatBusy, JobClient
-from contract.connect import connect
 from contract.outage import NOTICE_AFTER_S, REDIS_DOWN, OutageLimits, RedisOutage
-from tests.redis_server import RedisServer, start_redis
+from tests.redis_server import RedisServer
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A server of this test's own: the test stops it."""
-    running = start_redis(tmp_path / "redis")
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-async def redis(server: RedisServer) -> AsyncIterator[Redis]:
-    client = connect(server.url)
-    yield client
-    await client.aclose()
-
-
-def restart_after(server: RedisServer, seconds: float) -> asyncio.Task[None]:
-    """Start ``server`` again on its port after ``seconds`` (the fixture stops whichever process runs last)."""
-
+def restart_after(own_redis_server: RedisServer, seconds: float) -> asyncio.Task[None]:
     async def later() -> None:
         await asyncio.sleep(seconds)
-        server.process = (await asyncio.to_thread(start_redis, server.folder, port=server.port)).process
+        await asyncio.to_thread(own_redis_server.restart)
 
     return asyncio.create_task(later())
 
 
 async def test_a_request_waits_for_redis_and_the_user_hears_why_only_when_it_lasts(
-    server: RedisServer, redis: Redis
+    own_redis_server: RedisServer, own_redis: Redis
 ) -> None:
-    outage = RedisOutage(redis, OutageLimits(wait_s=30))
-    server.stop()
+    outage = RedisOutage(own_redis, OutageLimits(wait_s=30))
+    own_redis_server.stop()
     notices: list[float] = []
 
     async def notice() -> None:
         notices.append(time.monotonic())
 
     started = time.monotonic()
-    restarting = restart_after(server, NOTICE_AFTER_S + 1.0)
+    restarting = restart_after(own_redis_server, NOTICE_AFTER_S + 1.0)
     assert await outage.wait_until_back(1000, on_still_down=notice)
     await restarting
-    assert await redis.ping()
+    assert await own_redis.ping()
     assert len(notices) == 1 and notices[0] - started >= NOTICE_AFTER_S * 0.9
     assert outage.waiting == 0
     # A short outage (a restart under `wanderlens up`): answered with no notice at all.
-    server.stop()
-    restarting = restart_after(server, 0.5)
+    own_redis_server.stop()
+    restarting = restart_after(own_redis_server, 0.5)
     assert await outage.wait_until_back(on_still_down=notice)
     await restarting
     assert len(notices) == 1
 
 
-async def test_the_wait_is_bounded_in_time_number_and_bytes(server: RedisServer, redis: Redis) -> None:
-    outage = RedisOutage(redis, OutageLimits(max_waiting=2, max_bytes=1000, wait_s=1.5))
-    server.stop()
+async def test_the_wait_is_bounded_in_time_number_and_bytes(own_redis_server: RedisServer, own_redis: Redis) -> None:
+    outage = RedisOutage(own_redis, OutageLimits(max_waiting=2, max_bytes=1000, wait_s=1.5))
+    own_redis_server.stop()
     first = asyncio.create_task(outage.wait_until_back(600))
     await asyncio.sleep(0.1)
     assert outage.waiting == 1
@@ -83,37 +63,39 @@ async def test_the_wait_is_bounded_in_time_number_and_bytes(server: RedisServer,
     assert not await first and not await second, "Redis never came back within wait_s"
     assert outage.waiting == 0
     # Room again once they gave up; and Redis back means back.
-    restarting = restart_after(server, 0.3)
+    restarting = restart_after(own_redis_server, 0.3)
     assert await outage.wait_until_back(1000)
     await restarting
     await outage.close()
 
 
 async def test_the_same_job_sent_again_after_redis_came_back_is_not_busy_with_itself(
-    server: RedisServer, redis: Redis
+    own_redis_server: RedisServer, own_redis: Redis
 ) -> None:
-    client = JobClient(redis, instance="outage-bot")
+    client = JobClient(own_redis, instance="outage-bot")
     job = m.Job.new(m.Recommend(3), chat_id=7, user_id=7, reply_to="outage-bot", timeout=30)
     # What a request leaves when Redis goes away after taking the chat's lock: the lock, not the job.
-    await redis.set(keys.inflight(job.chat_id), job.id, ex=30)
+    await own_redis.set(keys.inflight(job.chat_id), job.id, ex=30)
     again = job.resent(30)
     assert again.id == job.id and again.deadline >= job.deadline
     with pytest.raises(TimeoutError):  # submitted and waited for (no worker here): not ChatBusy
         await client.request(again, timeout=0.5)
-    assert await redis.xlen(keys.JOBS_STREAM) == 1
-    assert not await redis.exists(keys.inflight(job.chat_id))
+    assert await own_redis.xlen(keys.JOBS_STREAM) == 1
+    assert not await own_redis.exists(keys.inflight(job.chat_id))
     # Another job of the same chat is still refused while one is in flight.
-    await redis.set(keys.inflight(job.chat_id), "someone-else", ex=30)
+    await own_redis.set(keys.inflight(job.chat_id), "someone-else", ex=30)
     with pytest.raises(ChatBusy):
         await client.request(job, timeout=0.5)
-    server.stop()
+    own_redis_server.stop()
     with pytest.raises(REDIS_DOWN):
         await client.request(job.resent(30), timeout=0.5)
-    await restart_after(server, 0)
+    await restart_after(own_redis_server, 0)
 
 
-async def test_a_failure_counts_redis_down_until_the_probe_reaches_it(server: RedisServer, redis: Redis) -> None:
-    outage = RedisOutage(redis)
+async def test_a_failure_counts_redis_down_until_the_probe_reaches_it(
+    own_redis_server: RedisServer, own_redis: Redis
+) -> None:
+    outage = RedisOutage(own_redis)
     assert not outage.down
     outage.noticed()  # a failure that was not one: the first ping says so
     for _ in range(50):
@@ -121,11 +103,11 @@ async def test_a_failure_counts_redis_down_until_the_probe_reaches_it(server: Re
             break
         await asyncio.sleep(0.05)
     assert not outage.down
-    server.stop()
+    own_redis_server.stop()
     outage.noticed()
     await asyncio.sleep(1.0)
     assert outage.down, "nobody waits, and it still knows"
-    await restart_after(server, 0)
+    await restart_after(own_redis_server, 0)
     for _ in range(50):
         if not outage.down:
             break

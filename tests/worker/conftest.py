@@ -69,3 +69,14 @@ def make_worker(
         return worker, model
 
     return factory
+
+
+def colour_worker(redis: Redis, server: RedisServer, colour_index: Path, name: str) -> Worker:
+    """A colour worker on a server the test stops or restarts (``make_worker`` serves the shared one)."""
+    model = ColourExtractor()
+    return Worker(
+        redis=redis,
+        extractor=model,
+        index=open_index(colour_index, expected=model.fingerprint, placement="host"),
+        options=settings(server, consumer=f"{socket.gethostname()}-{name}").options(),
+    )

@@ -22,7 +22,7 @@ from contract.client import ClientLimits, JobClient
 from contract.connect import connect
 from recommender.index import open_index
 from tests.redis_server import RedisServer, start_redis
-from tests.worker.conftest import settings
+from tests.worker.conftest import colour_worker, settings
 from tests.worker.fakes import ColourExtractor, photo_bytes
 from worker import jobs
 from worker.loop import Worker
@@ -192,7 +192,7 @@ async def test_a_batch_write_lost_to_a_redis_restart_is_retried_and_answered_onc
                 return outcomes
 
             monkeypatch.setattr(jobs, "recommend_many", rank_then_lose_redis)
-            worker = _worker(redis, server, colour_index)
+            worker = colour_worker(redis, server, colour_index, "restart")
             replies = await answer_all(worker, futures, linger_s=1.5)
             assert sorted(r.job_id for r in replies) == sorted(j.id for j in photos)
             assert all(isinstance(r.outcome, m.Album) for r in replies)
@@ -216,16 +216,6 @@ def _restart_later(server: RedisServer) -> RedisServer:
     return start_redis(server.folder, port=server.port)
 
 
-def _worker(redis: Redis, server: RedisServer, colour_index: Path) -> Worker:
-    model = ColourExtractor()
-    return Worker(
-        redis=redis,
-        extractor=model,
-        index=open_index(colour_index, expected=model.fingerprint, placement="host"),
-        options=settings(server, consumer=f"{socket.gethostname()}-restart").options(),
-    )
-
-
 async def test_a_batch_write_whose_answer_was_lost_answers_no_job_twice(
     redis: Redis, redis_server: RedisServer, client: JobClient, colour_index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -244,7 +234,7 @@ async def test_a_batch_write_whose_answer_was_lost_answers_no_job_twice(
     monkeypatch.setattr(Pipeline, "execute", execute_then_lose_the_answer)
     photos = [recommend_job(850 + n) for n in range(4)]
     futures = [await client.submit(job, photo(n)) for n, job in enumerate(photos)]
-    worker = _worker(redis, redis_server, colour_index)
+    worker = colour_worker(redis, redis_server, colour_index, "restart")
     # Lingering past claim_idle_ms: a job left pending would be answered again meanwhile.
     replies = await answer_all(worker, futures, linger_s=2.0)
     assert lost, "the batch write never ran"

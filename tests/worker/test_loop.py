@@ -30,7 +30,7 @@ from recommender.index import open_index
 from recommender.index_build import build_index
 from tests.conftest import REPO
 from tests.redis_server import RedisServer
-from tests.worker.conftest import settings
+from tests.worker.conftest import colour_worker, settings
 from tests.worker.fakes import POISON_RGB, ColourExtractor, catalog_colour, colour_catalog, photo_bytes
 from worker.loop import Worker
 from worker.priority import DECODE_NICENESS, NETWORK_NICENESS
@@ -400,32 +400,22 @@ async def test_worker_and_client_wait_out_a_redis_that_is_not_up_yet(tmp_path: P
             server.stop()
 
 
-async def test_a_worker_serves_on_when_redis_comes_back_empty(tmp_path: Path, colour_index: Path) -> None:
+async def test_a_worker_serves_on_when_redis_comes_back_empty(
+    own_redis_server: RedisServer, own_redis: Redis, colour_index: Path
+) -> None:
     """A Redis restarted without its data (no persistence, or REDIS_URL now names another server): the job stream
     and its consumer group are gone, and the worker makes them again instead of dying on NOGROUP."""
-    from contract.connect import connect
-    from tests.redis_server import start_redis
-
-    server = start_redis(tmp_path / "redis")
-    extractor = ColourExtractor()
-    index = open_index(colour_index, expected=extractor.fingerprint, placement="host")
-    redis = connect(server.url)
-    worker = Worker(
-        redis=redis,
-        extractor=extractor,
-        index=index,
-        options=WorkerOptions(consumer=f"{socket.gethostname()}-empty", heartbeat_s=0.5),
-    )
+    worker = colour_worker(own_redis, own_redis_server, colour_index, "empty")
     task = asyncio.create_task(worker.run())
-    client = JobClient(redis, instance="test-bot")  # where recommend_job asks for replies
+    client = JobClient(own_redis, instance="test-bot")  # where recommend_job asks for replies
     await client.start()
     try:
         first = await client.request(recommend_job(chat_id=1), photo_bytes((40, 90, 200)), timeout=10)
         assert first.failure is None
-        server.stop()
+        own_redis_server.stop()
         await asyncio.sleep(1.0)  # the worker's reads fail meanwhile
-        server = start_redis(tmp_path / "redis", port=server.port)  # no persistence in tests: empty
-        assert not await redis.exists(keys.JOBS_STREAM)
+        own_redis_server.restart()
+        assert not await own_redis.exists(keys.JOBS_STREAM)
         reply = None
         for _ in range(50):  # the first commands may meet a connection being re-established
             with contextlib.suppress(RedisConnectionError):
@@ -438,8 +428,6 @@ async def test_a_worker_serves_on_when_redis_comes_back_empty(tmp_path: Path, co
         await client.close()
         worker.stop()
         await asyncio.wait_for(task, 15)
-        await redis.aclose()
-        server.stop()
 
 
 async def test_sigterm_finishes_the_batch_in_hand_then_exits(
