@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m bench.chaos                              # 3 chats x 12 photos, worker killed, then Redis killed
+    python -m bench.chaos                              # 3 chats x 12 photos, worker killed, Redis killed, Redis hung
     python -m bench.chaos --chats 3 --photos 20 --keep  # keep the temporary folder (logs, data) afterwards
 
 What runs: `wanderlens up` in playground mode (no Telegram; everything on 127.0.0.1) over a small catalog in a
@@ -12,14 +12,18 @@ the playground's private chats) each send ``--photos`` photos through the playgr
 /api/chats/ID/send``, as the chat page does), one at a time: the next ``--pause`` seconds after the bot has
 answered, or after ``--wait`` seconds. Once ``--kill-worker-after`` photos have been answered, the worker gets
 SIGKILL as soon as it holds unanswered jobs (what the OOM killer does mid-load); once its successor is up and
-``--kill-redis-after`` more photos are answered, the embedded Redis gets SIGKILL. `up` must restart both.
+``--kill-redis-after`` more photos are answered, the embedded Redis gets SIGKILL. `up` must restart both. Then,
+after as many answers again, Redis is hung for ``--hang-redis-s`` seconds (SIGSTOP, then SIGCONT: a server that
+accepts connections and answers nothing, as one cut off without a reset does); `up` sees nothing wrong, and the
+photos sent meanwhile must wait for it (`contract.outage`).
 
 At the end every chat's messages are read back and matched to the photos (an album or a text reply quotes its
 photo; a message that quotes nothing belongs to the chat's latest photo before it). An *answer* is an album or a
 text message without buttons (an apology: "took too long", "something went wrong"); the message with 👍 buttons
-that follows an album is part of that album. The last line:
-``sent=… answered=… lost=… duplicates=… restarts=…`` (lost: no answer within ``--deadline`` seconds after the
-last photo; duplicates: photos answered more than once; restarts: children `up` restarted).
+that follows an album is part of that album, and "I'll answer this as soon as I'm back" is a *notice*, not an
+answer. The last line: ``sent=… answered=… lost=… duplicates=… notices=… restarts=…`` (lost: no answer within
+``--deadline`` seconds after the last photo; duplicates: photos answered more than once; notices: photos told to
+wait for Redis; restarts: children `up` restarted).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--catalog-size", type=int, default=40, help="catalog photos (default: %(default)s)")
     parser.add_argument("--kill-worker-after", type=int, default=4, help="answers before the worker is killed")
     parser.add_argument("--kill-redis-after", type=int, default=6, help="more answers before Redis is killed")
+    parser.add_argument("--hang-redis-s", type=float, default=12.0, help="seconds Redis hangs (SIGSTOP; 0: not)")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds a user waits after an answer")
     parser.add_argument("--wait", type=float, default=45.0, help="seconds a chat waits for one answer")
     parser.add_argument("--deadline", type=float, default=90.0, help="seconds after the last photo for answers")
@@ -129,20 +134,25 @@ def is_answer(message: dict) -> bool:
     return message["kind"] == "text" and not message["keyboard"] and message.get("text") != WAITING_FOR_BACKEND
 
 
-def answers_per_photo(messages: list[dict]) -> dict[int, list[str]]:
-    """The answers each photo (by message id) got, in order: "album" or "apology"."""
+def answers_per_photo(messages: list[dict], *, notices: bool = False) -> dict[int, list[str]]:
+    """The answers each photo (by message id) got, in order: "album" or "apology"; with ``notices``, the
+    "I'll answer as soon as I'm back" messages instead."""
     answers: dict[int, list[str]] = {}
     latest_photo: int | None = None
     for message in sorted(messages, key=lambda m: m["seq"]):
         if message["from"] == "user" and message["kind"] == "photo":
             latest_photo = message["message_id"]
             answers.setdefault(latest_photo, [])
-        elif is_answer(message):
+        elif is_notice(message) if notices else is_answer(message):
             quoted = (message.get("reply_to") or {}).get("message_id")
             target = quoted if quoted is not None else latest_photo
             if target is not None:
                 answers.setdefault(target, []).append("apology" if message["kind"] == "text" else "album")
     return answers
+
+
+def is_notice(message: dict) -> bool:
+    return message["from"] == "bot" and message["kind"] == "text" and message.get("text") == WAITING_FOR_BACKEND
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -210,10 +220,10 @@ class Up:
     def starts(self, name: str) -> int:
         return sum(1 for child, _ in STARTED.findall(self.log()) if child == name)
 
-    def kill(self, name: str) -> None:
+    def kill(self, name: str, how: signal.Signals = signal.SIGKILL) -> None:
         pid = self.pid(name)
-        print(f"{time.strftime('%H:%M:%S')} SIGKILL {name} (pid {pid})", flush=True)
-        os.kill(pid, signal.SIGKILL)
+        print(f"{time.strftime('%H:%M:%S')} {how.name} {name} (pid {pid})", flush=True)
+        os.kill(pid, how)
 
     def restarts(self) -> int:
         return len(RESTARTING.findall(self.log()))
@@ -262,13 +272,21 @@ def chaos(load: Load, up: Up, args: argparse.Namespace) -> None:
     if not wait_until(lambda: load.answered >= target, 300):
         print("too few answers before the Redis kill; killing it anyway", flush=True)
     up.kill("redis")
+    if args.hang_redis_s <= 0:
+        return
+    target = load.answered + args.kill_redis_after
+    if not wait_until(lambda: load.answered >= target, 300):
+        print("too few answers before Redis hangs; hanging it anyway", flush=True)
+    up.kill("redis", signal.SIGSTOP)
+    time.sleep(args.hang_redis_s)
+    up.kill("redis", signal.SIGCONT)
 
 
 def main() -> int:
     args = parse_args()
     if not 1 <= args.chats <= 3:
         raise SystemExit("--chats must be 1 to 3 (the playground's private chats)")
-    print_header("chaos: wanderlens up with the worker and Redis killed under load")
+    print_header("chaos: wanderlens up with the worker and Redis killed, then Redis hung, under load")
     workdir = Path(tempfile.mkdtemp(prefix="wanderlens-chaos-"))
     port = _free_port()
     catalog = make_catalog(workdir / "catalog", args.catalog_size)
@@ -298,7 +316,7 @@ def main() -> int:
     finally:
         code = up.stop()
     print()
-    print_table(["chat", "sent", "answered", "lost", "duplicates", "albums", "apologies"], rows)
+    print_table(["chat", "sent", "answered", "lost", "duplicates", "albums", "apologies", "notices"], rows)
     for line in odd:
         print(line)
     print(f"up exited with status {code} after Ctrl-C; its log: {up.log_path}")
@@ -307,7 +325,8 @@ def main() -> int:
         import shutil
 
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"sent={sent} answered={answered} lost={lost} duplicates={duplicates} restarts={restarts}")
+    notices = rows[-1][-1]
+    print(f"sent={sent} answered={answered} lost={lost} duplicates={duplicates} notices={notices} restarts={restarts}")
     return 0 if lost == 0 and duplicates == 0 and code == 0 else 1
 
 
@@ -316,7 +335,9 @@ def _tally(load: Load, odd: list[str] | None = None) -> tuple[int, int, int, int
     odd = [] if odd is None else odd
     rows: list[list[object]] = []
     for chat_id, photo_ids in sorted(load.sent.items()):
-        answers = answers_per_photo(PageClient(load.port).messages(chat_id))
+        messages = PageClient(load.port).messages(chat_id)
+        answers = answers_per_photo(messages)
+        told_to_wait = answers_per_photo(messages, notices=True)
         got = [answers.get(i, []) for i in photo_ids]
         odd.extend(f"chat {chat_id} photo {i}: {answers.get(i, [])}" for i in photo_ids if len(answers.get(i, [])) != 1)
         rows.append(
@@ -328,9 +349,10 @@ def _tally(load: Load, odd: list[str] | None = None) -> tuple[int, int, int, int
                 sum(len(a) > 1 for a in got),
                 sum(a[:1] == ["album"] for a in got),
                 sum(a[:1] == ["apology"] for a in got),
+                sum(bool(told_to_wait.get(i)) for i in photo_ids),
             ]
         )
-    totals = [sum(int(row[i]) for row in rows) for i in range(1, 7)]
+    totals = [sum(int(row[i]) for row in rows) for i in range(1, 8)]
     rows.append(["all", *totals])
     return totals[0], totals[1], totals[2], totals[3], rows
 

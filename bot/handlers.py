@@ -614,12 +614,18 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: Lang, 
 
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Logs the error first, then tells the user something useful if there is a user to tell."""
-    logger.error("exception while handling an update", exc_info=context.error)
+    svc: Services | None = context.bot_data.get("services")
+    redis_down = isinstance(context.error, REDIS_DOWN)
+    if redis_down:
+        # Not a bug: Redis is down or hanging (contract.outage says when it is back), and what failed was a command
+        # that only stores a setting (/language, /nearby, /where). Those do not wait: the user can say it again.
+        logger.warning("redis unreachable while handling an update: %s", context.error)
+        if svc is not None:
+            svc.outage.noticed()
+    else:
+        logger.error("exception while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
-        svc: Services | None = context.bot_data.get("services")
-        # Commands that only store a setting (/language, /nearby, /where) do not wait for a Redis that is down:
-        # the user can say it again in a minute, and is told so.
-        problem = texts.BACKEND_DOWN if isinstance(context.error, REDIS_DOWN) else texts.INTERNAL_ERROR
+        problem = texts.BACKEND_DOWN if redis_down else texts.INTERNAL_ERROR
         # Not user_lang: Redis may be what failed. The app's language is right for nearly everyone; before
         # post_init there is no translator, and the msgid is the English sentence.
         sorry = app_lang(update, svc.translator).gettext(problem) if svc else problem
