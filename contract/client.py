@@ -7,11 +7,14 @@ so a thousand users waiting cost one Redis connection, not a thousand blocked on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contract import codec, keys
@@ -31,6 +34,16 @@ class QueueFull(Exception):
 
 class ChatBusy(Exception):
     """This chat already has a job in flight."""
+
+
+@contextlib.contextmanager
+def _full_memory_is_a_full_queue() -> Iterator[None]:
+    """A Redis at its ``maxmemory`` (with ``noeviction``, as a queue needs) refuses writes until photos expire:
+    for the user that is the same "try again in a minute" as a full queue, not an error."""
+    try:
+        yield
+    except OutOfMemoryError as error:
+        raise QueueFull(f"redis is at its memory limit: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -105,10 +118,11 @@ class JobClient:
         self._waiting[job.id] = future
         fields = [item for pair in codec.job_fields(job).items() for item in pair]
         try:
-            entry = await self._submit(
-                keys=[keys.JOBS_STREAM, keys.photo(job.id) if photo is not None else ""],
-                args=[self.limits.max_queue, self.limits.photo_ttl_s, photo if photo is not None else b"", *fields],
-            )
+            with _full_memory_is_a_full_queue():
+                entry = await self._submit(
+                    keys=[keys.JOBS_STREAM, keys.photo(job.id) if photo is not None else ""],
+                    args=[self.limits.max_queue, self.limits.photo_ttl_s, photo if photo is not None else b"", *fields],
+                )
         except BaseException:
             self._waiting.pop(job.id, None)
             raise
@@ -125,7 +139,8 @@ class JobClient:
         """
         lock = keys.inflight(job.chat_id)
         # The same job again (``Job.resent`` after Redis came back) may find its own lock, left when Redis went.
-        locked = await self.redis.set(lock, job.id, nx=True, ex=max(1, int(timeout) + 1))
+        with _full_memory_is_a_full_queue():
+            locked = await self.redis.set(lock, job.id, nx=True, ex=max(1, int(timeout) + 1))
         if not locked and await self.redis.get(lock) not in (job.id, job.id.encode()):
             raise ChatBusy(f"chat {job.chat_id} already has a job in flight")
         try:

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from contract import keys
 from contract import messages as m
-from contract.client import ChatBusy, JobClient
+from contract.client import ChatBusy, JobClient, QueueFull
 from contract.outage import NOTICE_AFTER_S, REDIS_DOWN, OutageLimits, RedisOutage
 from tests.redis_server import RedisServer
 
@@ -114,3 +114,24 @@ async def test_a_failure_counts_redis_down_until_the_probe_reaches_it(
         await asyncio.sleep(0.1)
     assert not outage.down
     await outage.close()
+
+
+async def test_a_redis_at_its_memory_limit_is_a_full_queue_not_an_error(own_redis: Redis) -> None:
+    """With ``noeviction`` (what a queue needs) a full Redis refuses writes until photos expire: "busy"."""
+    client = JobClient(own_redis, instance="full-bot")
+    await own_redis.config_set("maxmemory-policy", "noeviction")
+    await own_redis.set("ballast", b"x" * 4_000_000)
+    used = int((await own_redis.info("memory"))["used_memory"])
+    await own_redis.config_set("maxmemory", used - 1_000_000)
+    job = m.Job.new(m.Recommend(3), chat_id=9, user_id=9, reply_to="full-bot", timeout=30)
+    try:
+        with pytest.raises(QueueFull, match="memory limit"):
+            await client.request(job, b"photo" * 1000, timeout=1)
+        await own_redis.config_set("maxmemory", 0)
+        await own_redis.set(keys.inflight(job.chat_id), "held", ex=30)  # past the lock: the script itself is refused
+        await own_redis.config_set("maxmemory", used - 1_000_000)
+        with pytest.raises(QueueFull, match="memory limit"):
+            await client.submit(job, b"photo" * 1000)
+    finally:
+        await own_redis.config_set("maxmemory", 0)
+    assert await own_redis.xlen(keys.JOBS_STREAM) == 0
