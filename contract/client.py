@@ -150,7 +150,10 @@ class JobClient:
             finally:
                 self._waiting.pop(job.id, None)
         finally:
-            await self.redis.delete(lock)
+            # The lock expires by itself. Failing to delete it must not turn a reply in hand into an error: the
+            # caller would send the job again, and a job already answered is not answered twice.
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                await self.redis.delete(lock)
 
     async def has_cached_photo(self, file_unique_id: str) -> bool:
         """Whether a worker already has this Telegram file's fingerprint (then the photo need not be sent)."""

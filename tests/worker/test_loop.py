@@ -280,6 +280,30 @@ async def test_one_job_in_flight_per_chat(redis: Redis, client: JobClient) -> No
     assert not await redis.exists(keys.inflight(7))
 
 
+class DeleteFails(Redis):
+    """Redis gone at the moment the chat's lock is deleted, after the reply arrived."""
+
+    async def delete(self, *names):  # type: ignore[no-untyped-def, override]
+        raise RedisConnectionError("Connection closed by server.")
+
+
+async def test_a_reply_in_hand_survives_a_lock_that_cannot_be_deleted(make_worker, redis_server: RedisServer) -> None:
+    """Else the bot would wait for Redis and send the job again, which the worker, having answered it, would not
+    answer twice: the user would get "took too long" for a photo already answered."""
+    worker, _ = make_worker()
+    task = await serve_in_background(worker)
+    async with DeleteFails.from_url(redis_server.url) as unlucky:
+        client = JobClient(unlucky, instance="test-bot")
+        await client.start()
+        try:
+            reply = await client.request(recommend_job(chat_id=12), photo_bytes((90, 90, 20)), timeout=10)
+            assert reply.failure is None and len(reply.outcome.items) == 5
+            assert await unlucky.exists(keys.inflight(12)), "the lock is left to expire"
+        finally:
+            await client.close()
+            await stop(worker, task)
+
+
 class BlpopSwallowsCancellation(Redis):
     """redis-py's known fault (redis/redis-py#2028), made certain: a cancelled BLPOP returns as if it timed out."""
 
