@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,12 @@ class RedisOutage:
             except (*REDIS_DOWN, TimeoutError, OSError):
                 await asyncio.sleep(PROBE_PAUSE_S)
                 continue
-            logger.warning("redis is back after %.1fs", time.monotonic() - started)
+            except RedisError as error:
+                # It answers, with an error waiting will not mend (a password now asked, say): the requests go on
+                # and meet it, and the operator reads it in their failures.
+                logger.error("redis answers again, with an error: %s", error)
+            else:
+                logger.warning("redis is back after %.1fs", time.monotonic() - started)
             back.set()
             return
 

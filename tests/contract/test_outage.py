@@ -135,3 +135,16 @@ async def test_a_redis_at_its_memory_limit_is_a_full_queue_not_an_error(own_redi
     finally:
         await own_redis.config_set("maxmemory", 0)
     assert await own_redis.xlen(keys.JOBS_STREAM) == 0
+
+
+async def test_a_redis_that_answers_with_an_error_is_not_waited_for(own_redis: Redis) -> None:
+    """Waiting does not mend an error Redis answers with (here PING is refused): the requests go on and meet it."""
+    outage = RedisOutage(own_redis, OutageLimits(wait_s=30))
+    await own_redis.execute_command("ACL", "SETUSER", "default", "-ping")
+    try:
+        started = time.monotonic()
+        assert await outage.wait_until_back()
+        assert time.monotonic() - started < 5
+        assert not outage.down
+    finally:
+        await own_redis.execute_command("ACL", "SETUSER", "default", "+ping")
