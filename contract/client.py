@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,6 +26,9 @@ from contract.scripts import SUBMIT
 logger = logging.getLogger(__name__)
 
 LISTEN_BLOCK_S = 1
+# Replies nobody waits for, kept a while: a job sent again after a Redis outage (``Job.resent``) may have got in the
+# first time too, and its answer can come before the second sending waits for it.
+UNCLAIMED_REPLIES = 256
 CLOSE_GRACE_S = 2.0  # beyond one BLPOP, for the listener to notice it should stop
 
 
@@ -60,6 +64,7 @@ class JobClient:
         self.instance = instance
         self.limits = limits
         self._waiting: dict[str, asyncio.Future[m.Reply]] = {}
+        self._unclaimed: OrderedDict[str, m.Reply] = OrderedDict()
         self._listener: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._submit = redis.register_script(SUBMIT)
@@ -110,11 +115,21 @@ class JobClient:
             if future is not None and not future.done():
                 future.set_result(reply)
             else:
-                logger.info("reply to job %s arrived after its requester gave up", reply.job_id)
+                logger.info("reply to job %s arrived with nobody waiting for it", reply.job_id)
+                self._unclaimed[reply.job_id] = reply
+                if len(self._unclaimed) > UNCLAIMED_REPLIES:
+                    self._unclaimed.popitem(last=False)
 
     async def submit(self, job: m.Job, photo: bytes | None = None) -> asyncio.Future[m.Reply]:
-        """Enqueue ``job`` (and its photo); the future resolves with the worker's reply. Raises QueueFull."""
+        """Enqueue ``job`` (and its photo); the future resolves with the worker's reply. Raises QueueFull.
+
+        A job whose reply is already here (it got in before an outage cut its first sending short) is not sent
+        again: a worker answers a job once, so that reply is the only one that will come.
+        """
         future: asyncio.Future[m.Reply] = asyncio.get_running_loop().create_future()
+        if (answered := self._unclaimed.pop(job.id, None)) is not None:
+            future.set_result(answered)
+            return future
         self._waiting[job.id] = future
         fields = [item for pair in codec.job_fields(job).items() for item in pair]
         try:

@@ -8,7 +8,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from contract import keys
+from contract import codec, keys
 from contract import messages as m
 from contract.client import ChatBusy, JobClient, QueueFull
 from contract.outage import NOTICE_AFTER_S, REDIS_DOWN, OutageLimits, RedisOutage
@@ -148,3 +148,27 @@ async def test_a_redis_that_answers_with_an_error_is_not_waited_for(own_redis: R
         assert not outage.down
     finally:
         await own_redis.execute_command("ACL", "SETUSER", "default", "+ping")
+
+
+async def test_a_job_sent_again_whose_first_sending_was_answered_gets_that_answer(own_redis: Redis) -> None:
+    """The first sending got in before the outage cut it short, and its answer came before the second sending: the
+    worker will not answer the same job twice, so that answer is the one to return."""
+    client = JobClient(own_redis, instance="resend-bot")
+    await client.start()
+    try:
+        job = m.Job.new(m.Recommend(3), chat_id=11, user_id=11, reply_to="resend-bot", timeout=30)
+        answer = m.Reply(job.id, job.kind, m.Failure(m.ErrorCode.FAILED))
+        await own_redis.rpush(keys.replies("resend-bot"), codec.reply_json(answer))
+        for _ in range(50):  # the listener takes it, with nobody waiting for it yet
+            if not await own_redis.exists(keys.replies("resend-bot")):
+                break
+            await asyncio.sleep(0.05)
+        reply = await client.request(job.resent(30), b"photo", timeout=5)
+        assert reply == answer
+        assert await own_redis.xlen(keys.JOBS_STREAM) == 0, "not sent a second time"
+        other = m.Job.new(m.Recommend(3), chat_id=12, user_id=12, reply_to="resend-bot", timeout=30)
+        with pytest.raises(TimeoutError):  # a job with no answer waiting is sent (and, with no worker, waits)
+            await client.request(other, b"photo", timeout=0.5)
+        assert await own_redis.xlen(keys.JOBS_STREAM) == 1
+    finally:
+        await client.close()
